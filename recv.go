@@ -1,0 +1,196 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package fdsend
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// oobRecvMax bounds the control buffer of one receive: room for
+// maxFilesPerMsg descriptors plus oobExtra.
+const oobRecvMax = 64 + 4*maxFilesPerMsg + oobExtraMax
+
+// oobExtraMax is an upper bound of oobExtra on every supported system.
+const oobExtraMax = 256
+
+// oobExtra is the room kept in every control buffer beyond the descriptors:
+// a credentials header (SO_PASSCRED on Linux, LOCAL_CREDS on the BSDs comes
+// before SCM_RIGHTS in every message) and a pidfd header (SO_PASSPIDFD), so
+// that they never push the files out of the buffer.
+var oobExtra = unix.CmsgSpace(168) + unix.CmsgSpace(4)
+
+// oobLen returns the control buffer size for a receive of up to n files.
+func oobLen(n int) int {
+	if n > maxFilesPerMsg {
+		n = maxFilesPerMsg
+	}
+	return unix.CmsgSpace(4*n) + oobExtra
+}
+
+// RecvMsg receives one message on the Unix socket sock with one recvmsg(2),
+// passing flags to it: up to len(buf) bytes of data into buf and up to
+// len(fds) descriptors, whose numbers it stores in fds[:nfds]. It returns the
+// kernel's msg flags (MSG_TRUNC, MSG_CTRUNC, ...). It allocates nothing when
+// sock is a *net.UnixConn or an integer.
+//
+// The caller owns the descriptors stored in fds and must close them. Each
+// one is close-on-exec from the moment it exists (MSG_CMSG_CLOEXEC; on
+// darwin FD_CLOEXEC is set under syscall.ForkLock before anyone can fork).
+// Descriptors that arrived but do not fit in fds are closed and MSG_CTRUNC is
+// set in msgFlags; so is a pidfd sent with SO_PASSPIDFD. Credentials sent
+// with SO_PASSCRED are skipped, and the buffer always has room for them.
+// Truncation is not an error here: msgFlags tells it.
+//
+// When sock is a syscall.Conn its deadlines apply and a blocked receive waits
+// in the network poller; an integer socket gets a blocking call (EAGAIN if it
+// is non-blocking). Kernel errors are *os.SyscallError values naming
+// "recvmsg". As with recvmsg(2), n == 0 with no descriptors on a stream socket
+// means the peer has closed.
+func RecvMsg(sock any, buf []byte, fds []int, flags int) (n, nfds, msgFlags int, err error) {
+	var oobBuf [oobRecvMax]byte
+	oob := oobBuf[:oobLen(len(fds))]
+	n, oobn, msgFlags, err := recvOn(sock, buf, oob, flags)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	nfds, dropped := takeFDs(oob[:oobn], fds)
+	if dropped {
+		msgFlags |= unix.MSG_CTRUNC
+	}
+	return n, nfds, msgFlags, nil
+}
+
+// takeFDs stores the descriptors of every SCM_RIGHTS header of a control
+// buffer into fds, in order, and closes those that do not fit and any pidfd.
+// dropped reports whether anything was closed.
+func takeFDs(oob []byte, fds []int) (nfds int, dropped bool) {
+	it := cmsgIter{buf: oob}
+	for {
+		level, typ, data, ok := it.next()
+		if !ok {
+			return nfds, dropped
+		}
+		if level != unix.SOL_SOCKET {
+			continue
+		}
+		switch typ {
+		case unix.SCM_RIGHTS:
+			for i := 0; i < len(data)/4; i++ {
+				fd := fdAt(data, i)
+				if fd < 0 {
+					continue
+				}
+				if nfds < len(fds) {
+					fds[nfds] = fd
+					nfds++
+				} else {
+					unix.Close(fd)
+					dropped = true
+				}
+			}
+		case scmPIDFD:
+			if len(data) >= 4 {
+				if fd := fdAt(data, 0); fd >= 0 {
+					unix.Close(fd)
+				}
+			}
+		}
+	}
+}
+
+// recvOn performs the receive on sock. *net.UnixConn has a path of its own so
+// the compiler can see the concrete RawConn and keep everything on the stack.
+func recvOn(sock any, buf, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	switch s := sock.(type) {
+	case *net.UnixConn:
+		if s == nil {
+			return 0, 0, 0, argError("sock", -1, sock, errNil)
+		}
+		rc, err := s.SyscallConn()
+		if err != nil {
+			return 0, 0, 0, argError("sock", -1, sock, err)
+		}
+		return recvRC(rc, buf, oob, flags)
+	}
+	r, err := resolve(sock, "sock", -1)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if r.rc != nil {
+		return recvRC(r.rc, buf, oob, flags)
+	}
+	n, oobn, mflags, err = recvBlocking(r.fd, buf, oob, flags)
+	if err != nil {
+		return 0, 0, 0, os.NewSyscallError("recvmsg", err)
+	}
+	return n, oobn, mflags, nil
+}
+
+// recvRC receives through a RawConn: EAGAIN waits in the poller (unless the
+// caller asked for MSG_DONTWAIT), and the conn's deadlines and Close apply.
+func recvRC(rc syscall.RawConn, buf, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, oobn, mflags, rerr = recvmsgCloexec(int(fd), buf, oob, flags)
+		return rerr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
+	})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if rerr != nil {
+		return 0, 0, 0, os.NewSyscallError("recvmsg", rerr)
+	}
+	return n, oobn, mflags, nil
+}
+
+// Recv receives one message on the Unix socket sock: up to len(buf) bytes
+// into buf and up to maxFiles descriptors, returned as *os.File values that
+// the caller owns and must close. Every one is close-on-exec. sock is any of
+// the forms SendMsg accepts; deadlines apply as for RecvMsg.
+//
+// If the kernel cut the message short — more files than maxFiles, the
+// receiver out of descriptors, or a datagram or seqpacket message longer than
+// buf — Recv closes every descriptor that arrived and returns the data read
+// with an error wrapping ErrTruncated that says which part was cut.
+func Recv(sock any, buf []byte, maxFiles int) (n int, files []*os.File, err error) {
+	if maxFiles < 0 {
+		return 0, nil, &ArgError{Arg: "maxFiles", Type: "int", Err: fmt.Errorf("negative (%d): %w", maxFiles, syscall.EINVAL)}
+	}
+	var fdBuf [maxFilesPerMsg]int
+	fds := fdBuf[:min(maxFiles, maxFilesPerMsg)]
+	n, nfds, mflags, err := RecvMsg(sock, buf, fds, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	if mflags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+		for _, fd := range fds[:nfds] {
+			unix.Close(fd)
+		}
+		var what string
+		switch {
+		case mflags&unix.MSG_CTRUNC != 0 && mflags&unix.MSG_TRUNC != 0:
+			what = "files and data cut"
+		case mflags&unix.MSG_CTRUNC != 0:
+			what = fmt.Sprintf("files cut (more than maxFiles=%d, or the receiver ran out of descriptors); the %d that arrived were closed", maxFiles, nfds)
+		default:
+			what = fmt.Sprintf("data longer than the %d-byte buffer", len(buf))
+			if nfds > 0 {
+				what += fmt.Sprintf("; the %d files that arrived were closed", nfds)
+			}
+		}
+		return n, nil, fmt.Errorf("%w: %s", ErrTruncated, what)
+	}
+	if nfds == 0 {
+		return n, nil, nil
+	}
+	files = make([]*os.File, nfds)
+	for i, fd := range fds[:nfds] {
+		files[i] = os.NewFile(uintptr(fd), "fdsend-received")
+	}
+	return n, files, nil
+}

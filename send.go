@@ -1,0 +1,200 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package fdsend
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// oobSendMax bounds the control buffer of one message: a SCM_RIGHTS header
+// with maxFilesPerMsg descriptors on any supported system.
+const oobSendMax = 32 + 4*maxFilesPerMsg
+
+// Send sends msg and the descriptors of files over the Unix socket sock in
+// one sendmsg(2), and returns how many bytes of msg were written. It is
+// SendMsg with no flags.
+//
+// The sender keeps its files: the receiver gets new descriptors for the same
+// open files, and the caller may close its own as soon as Send returns.
+func Send(sock any, msg []byte, files ...any) (int, error) {
+	return SendMsg(sock, msg, files, 0)
+}
+
+// SendMsg sends msg and the descriptors of files over the Unix socket sock in
+// one sendmsg(2) with the given flags (MSG_NOSIGNAL is always added where the
+// system has it), and returns how many bytes of msg were written. On a stream
+// socket that may be fewer than len(msg); the files travel with the first
+// byte.
+//
+// sock and each file may be an *os.File, a syscall.Conn, a value with an
+// Fd() uintptr method, or an int, int32, int64 or uintptr descriptor. Files
+// and sock given as *os.File or syscall.Conn are held open through their
+// RawConn for the whole call, so a concurrent Close cannot recycle the
+// number. When sock is a syscall.Conn its deadlines apply and a blocked send
+// waits in the network poller; other socks get a blocking call.
+//
+// At most 253 files fit in one message; more is an error before any system
+// call, as are files with an empty msg on a stream socket (the kernel would
+// drop them silently). Kernel errors are *os.SyscallError values naming
+// "sendmsg"; errors.Is(err, syscall.ENOTSOCK) and the like work. The caller
+// keeps ownership of every file.
+func SendMsg(sock any, msg []byte, files []any, flags int) (int, error) {
+	if len(files) > maxFilesPerMsg {
+		return 0, fmt.Errorf("fdsend: files: %d files, at most %d fit in one message: %w", len(files), maxFilesPerMsg, syscall.EINVAL)
+	}
+	var oobBuf [oobSendMax]byte
+	if !allInts(files) {
+		return sendHeld(sock, msg, files, flags, oobBuf[:])
+	}
+	var oob []byte
+	if len(files) > 0 {
+		oob = oobBuf[:putRightsHeader(oobBuf[:], len(files))]
+		for i, f := range files {
+			fd, _, bad := intFD(f)
+			if bad {
+				return 0, argError("files", i, f, syscall.EBADF)
+			}
+			putFD(oob, i, fd)
+		}
+	}
+	return sendOn(sock, msg, oob, flags)
+}
+
+// allInts reports whether every file is a plain integer, so no descriptor
+// needs to be held through a RawConn.
+func allInts(files []any) bool {
+	for _, f := range files {
+		if _, isInt, _ := intFD(f); !isInt {
+			return false
+		}
+	}
+	return true
+}
+
+// sendHeld resolves every file, holds each one that has a RawConn open for
+// the duration of the send (nested Control calls), and sends.
+func sendHeld(sock any, msg []byte, files []any, flags int, oobBuf []byte) (int, error) {
+	res := make([]resolved, len(files))
+	for i, f := range files {
+		r, err := resolve(f, "files", i)
+		if err != nil {
+			return 0, err
+		}
+		res[i] = r
+	}
+	oob := oobBuf[:putRightsHeader(oobBuf, len(files))]
+	var n int
+	var err error
+	var hold func(i int) error
+	hold = func(i int) error {
+		for ; i < len(res); i++ {
+			if res[i].rc == nil {
+				putFD(oob, i, res[i].fd)
+				continue
+			}
+			j := i
+			var inner error
+			cerr := res[j].rc.Control(func(fd uintptr) {
+				putFD(oob, j, int(fd))
+				inner = hold(j + 1)
+			})
+			if cerr != nil {
+				return argError("files", j, files[j], cerr)
+			}
+			return inner
+		}
+		n, err = sendOn(sock, msg, oob, flags)
+		return err
+	}
+	if herr := hold(0); herr != nil {
+		return n, herr
+	}
+	return n, err
+}
+
+// sendOn performs the send on sock. *net.UnixConn has a path of its own so
+// the compiler can see the concrete RawConn and keep everything on the stack.
+func sendOn(sock any, msg, oob []byte, flags int) (int, error) {
+	switch s := sock.(type) {
+	case *net.UnixConn:
+		if s == nil {
+			return 0, argError("sock", -1, sock, errNil)
+		}
+		rc, err := s.SyscallConn()
+		if err != nil {
+			return 0, argError("sock", -1, sock, err)
+		}
+		return sendRC(rc, msg, oob, flags)
+	}
+	r, err := resolve(sock, "sock", -1)
+	if err != nil {
+		return 0, err
+	}
+	if r.rc != nil {
+		return sendRC(r.rc, msg, oob, flags)
+	}
+	if err := checkEmptyOnStream(r.fd, msg, oob); err != nil {
+		return 0, err
+	}
+	n, err := sendmsg(r.fd, msg, oob, flags)
+	if err != nil {
+		return 0, os.NewSyscallError("sendmsg", err)
+	}
+	return n, nil
+}
+
+// sendRC sends through a RawConn: EAGAIN waits in the poller, and the
+// conn's deadlines and Close apply.
+func sendRC(rc syscall.RawConn, msg, oob []byte, flags int) (int, error) {
+	var n int
+	var serr error
+	checked := false
+	werr := rc.Write(func(fd uintptr) bool {
+		if !checked {
+			checked = true
+			if serr = checkEmptyOnStream(int(fd), msg, oob); serr != nil {
+				return true
+			}
+		}
+		n, serr = sendmsg(int(fd), msg, oob, flags)
+		if serr == unix.EAGAIN {
+			return false
+		}
+		if serr != nil {
+			serr = os.NewSyscallError("sendmsg", serr)
+		}
+		return true
+	})
+	if werr != nil {
+		return 0, werr
+	}
+	if serr != nil {
+		return 0, serr
+	}
+	return n, nil
+}
+
+// errEmptyOnStream is the cause of the error for files with an empty message
+// on a stream socket.
+var errEmptyOnStream = fmt.Errorf("files need at least one byte of msg on a stream socket (the kernel would drop them): %w", syscall.EINVAL)
+
+// checkEmptyOnStream refuses files with an empty message on a SOCK_STREAM
+// socket. It costs a getsockopt only in that case.
+func checkEmptyOnStream(fd int, msg, oob []byte) error {
+	if len(msg) > 0 || len(oob) == 0 {
+		return nil
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return os.NewSyscallError("getsockopt", err)
+	}
+	if typ == unix.SOCK_STREAM {
+		return &ArgError{Arg: "msg", Type: "[]byte", Err: errEmptyOnStream}
+	}
+	return nil
+}

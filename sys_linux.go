@@ -1,0 +1,74 @@
+package fdsend
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// scmPIDFD is the control-message type that carries a pidfd of the sender
+// (SO_PASSPIDFD, Linux 6.5); the descriptor in it must be closed if unwanted.
+const scmPIDFD = unix.SCM_PIDFD
+
+// msghdr fills a struct msghdr for one data buffer and a control buffer. It
+// never points msg_name anywhere, so the kernel returns no address and
+// nothing needs to be allocated for one.
+func msghdr(msg *unix.Msghdr, iov *unix.Iovec, p, oob []byte) {
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg.Iov = iov
+		msg.SetIovlen(1)
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+}
+
+// sendmsg is one sendmsg(2), EINTR retried. It returns the raw errno.
+func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	msghdr(&msg, &iov, p, oob)
+	for {
+		n, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_NOSIGNAL))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(n), nil
+	}
+}
+
+// recvmsgCloexec is one recvmsg(2), EINTR retried, with every received
+// descriptor close-on-exec atomically (MSG_CMSG_CLOEXEC). It returns the
+// raw errno.
+func recvmsgCloexec(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	msghdr(&msg, &iov, p, oob)
+	for {
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_CMSG_CLOEXEC))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, 0, 0, e
+		}
+		return int(r), int(msg.Controllen), int(msg.Flags), nil
+	}
+}
+
+// recvBlocking receives on a descriptor the runtime does not poll: a plain
+// blocking call (a non-blocking socket returns EAGAIN).
+func recvBlocking(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	return recvmsgCloexec(fd, p, oob, flags)
+}
+
+// socketpairCloexec creates a connected pair, both ends close-on-exec.
+func socketpairCloexec(typ int) ([2]int, error) {
+	return unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+}
