@@ -1,0 +1,140 @@
+// Package fdtest holds test helpers shared by fdsend's packages: a
+// descriptor-leak check and a way to run the test binary as another user.
+// It is imported only by tests.
+package fdtest
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Open returns the descriptors this process has open, each with what
+// /proc/self/fd says it points at.
+func Open(t testing.TB) map[int]string {
+	t.Helper()
+	dir, err := os.Open("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("fdtest: %v", err)
+	}
+	names, err := dir.Readdirnames(-1)
+	dirfd := int(dir.Fd())
+	dir.Close()
+	if err != nil {
+		t.Fatalf("fdtest: reading /proc/self/fd: %v", err)
+	}
+	open := make(map[int]string, len(names))
+	for _, n := range names {
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd == dirfd {
+			continue
+		}
+		target, err := os.Readlink("/proc/self/fd/" + n)
+		if err != nil {
+			continue // closed between the listing and now
+		}
+		open[fd] = target
+	}
+	return open
+}
+
+// Count returns how many descriptors this process has open.
+func Count(t testing.TB) int {
+	t.Helper()
+	return len(Open(t))
+}
+
+// Check notes the open descriptors now and, when the test ends, fails it if
+// more are open than before, naming each new one. Descriptors closed by
+// goroutines still finishing are given a second to go. Tests that call Check
+// must not run in parallel with tests that open descriptors.
+func Check(t testing.TB) {
+	t.Helper()
+	before := Open(t)
+	t.Cleanup(func() {
+		var after map[int]string
+		deadline := time.Now().Add(time.Second)
+		for {
+			after = Open(t)
+			if len(after) <= len(before) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if len(after) <= len(before) {
+			return
+		}
+		var leaked []string
+		for fd, target := range after {
+			if old, ok := before[fd]; !ok || old != target {
+				leaked = append(leaked, fmt.Sprintf("%d -> %s", fd, target))
+			}
+		}
+		sort.Strings(leaked)
+		t.Errorf("descriptor leak: %d open before, %d after; new: %s", len(before), len(after), strings.Join(leaked, ", "))
+	})
+}
+
+// WorldBinary copies the running test binary into a fresh directory that
+// every user can read and search, and returns its path, so that a child run
+// as another user (nobody) can execute it: the build directory and
+// t.TempDir's parent are 0700. The copy is removed when the test ends.
+func WorldBinary(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fdsend-world-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := filepath.Join(dir, filepath.Base(exe))
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// WorldDir returns a fresh directory that every user may enter and write in
+// (mode 0777, sticky bit off), removed when the test ends: a place for a
+// socket that a child running as nobody must reach, so that any refusal it
+// meets comes from the code under test, not from file permissions.
+func WorldDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fdsend-open-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Nobody is the uid and gid of the unprivileged user children run as.
+const Nobody = 65534
