@@ -3,6 +3,7 @@ package fdsend
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 )
 
@@ -42,3 +43,11 @@ func argError(name string, index int, v any, err error) error {
 	}
 	return &ArgError{Arg: name, Type: fmt.Sprintf("%T", v), Err: err}
 }
+
+// closedError is the cause of an ArgError for a file whose RawConn refused
+// Control: the file or conn is closed. It matches os.ErrClosed as well as the
+// error the RawConn gave (net.ErrClosed for package net).
+type closedError struct{ err error }
+
+func (e closedError) Error() string   { return "closed: " + e.err.Error() }
+func (e closedError) Unwrap() []error { return []error{e.err, os.ErrClosed} }

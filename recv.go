@@ -42,8 +42,10 @@ func oobLen(n int) int {
 // one is close-on-exec from the moment it exists (MSG_CMSG_CLOEXEC; on
 // darwin FD_CLOEXEC is set under syscall.ForkLock before anyone can fork).
 // Descriptors that arrived but do not fit in fds are closed and MSG_CTRUNC is
-// set in msgFlags; so is a pidfd sent with SO_PASSPIDFD. Credentials sent
-// with SO_PASSCRED are skipped, and the buffer always has room for them.
+// set in msgFlags. Other control messages are skipped: a pidfd that arrives
+// because the socket has SO_PASSPIDFD set is closed, and credentials
+// (SO_PASSCRED) are ignored; the control buffer always has room for both,
+// so they never push descriptors out of it.
 // Truncation is not an error here: msgFlags tells it.
 //
 // When sock is a syscall.Conn its deadlines apply and a blocked receive waits

@@ -104,7 +104,7 @@ func sendHeld(sock any, msg []byte, files []any, flags int, oobBuf []byte) (int,
 				inner = hold(j + 1)
 			})
 			if cerr != nil {
-				return argError("files", j, files[j], cerr)
+				return argError("files", j, files[j], closedError{cerr})
 			}
 			return inner
 		}
