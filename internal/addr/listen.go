@@ -1,0 +1,252 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package addr
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// backlog is the listen(2) backlog asked for; the kernel caps it at its own
+// limit (net.core.somaxconn on Linux). Connections made while no child is
+// running wait here.
+const backlog = 65535
+
+// Listener is a socket opened by Listen.
+type Listener struct {
+	// File is the socket: close-on-exec and in blocking mode, not registered
+	// with Go's network poller. The Listener owns it; Close closes it.
+	File *os.File
+	// Bound is the address the socket is bound to, as the kernel reports it:
+	// "127.0.0.1:8080", "[::]:8080", "/run/app.sock", "@app". For port 0 it
+	// shows the port the kernel picked.
+	Bound string
+
+	path     string // socket file to remove on Close, if still ours
+	dev, ino uint64
+}
+
+// Listen opens a socket of type typ (syscall.SOCK_STREAM, SOCK_DGRAM or
+// SOCK_SEQPACKET) on a, binds it, and for stream and seqpacket sockets
+// listens on it. The socket is close-on-exec and in blocking mode. IP stream
+// sockets get SO_REUSEADDR. A bare port (Kind Any) is one IPv6 socket that
+// also takes IPv4 connections, or an IPv4 socket where IPv6 is not
+// available.
+//
+// For a Path address the parent directories are created (mode 0755) if
+// missing. An existing socket file that no one listens on any more (connect
+// is refused) is removed first; one that is still in use is an error wrapping
+// EADDRINUSE, and a file that is not a socket an error wrapping EEXIST:
+// unlike systemd-socket-activate, Listen never removes someone else's file.
+//
+// The caller owns the Listener and must Close it. Errors name the address
+// and wrap the kernel's errno.
+func Listen(a Addr, typ int) (*Listener, error) {
+	switch typ {
+	case syscall.SOCK_STREAM, syscall.SOCK_DGRAM, syscall.SOCK_SEQPACKET:
+	default:
+		return nil, &Error{Addr: a.String(), Err: fmt.Errorf("socket type %d: %w", typ, syscall.EINVAL)}
+	}
+	l, err := listen(a, typ)
+	if err != nil {
+		return nil, &Error{Addr: a.String(), Err: err}
+	}
+	return l, nil
+}
+
+func listen(a Addr, typ int) (*Listener, error) {
+	var family int
+	var sa unix.Sockaddr
+	switch a.Kind {
+	case Any:
+		fd, err := newSocket(unix.AF_INET6, typ)
+		if err == nil {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+				unix.Close(fd)
+				return nil, os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
+			}
+			return bindListen(fd, typ, &unix.SockaddrInet6{Port: int(a.Port)}, "")
+		}
+		if !errors.Is(err, unix.EAFNOSUPPORT) {
+			return nil, err
+		}
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(a.Port)}
+	case IP:
+		if a.IP.Is4() {
+			family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(a.Port), Addr: a.IP.As4()}
+		} else {
+			zone, err := zoneID(a.IP.Zone())
+			if err != nil {
+				return nil, err
+			}
+			family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(a.Port), Addr: a.IP.As16(), ZoneId: zone}
+		}
+	case Path:
+		if err := prepareSocketPath(a.Name, typ); err != nil {
+			return nil, err
+		}
+		family, sa = unix.AF_UNIX, &unix.SockaddrUnix{Name: a.Name}
+	case Abstract:
+		if !abstractSupported {
+			return nil, fmt.Errorf("abstract sockets exist only on Linux: %w", errors.ErrUnsupported)
+		}
+		family, sa = unix.AF_UNIX, &unix.SockaddrUnix{Name: "@" + a.Name}
+	default:
+		return nil, fmt.Errorf("invalid address: %w", syscall.EINVAL)
+	}
+	fd, err := newSocket(family, typ)
+	if err != nil {
+		return nil, err
+	}
+	path := ""
+	if a.Kind == Path {
+		path = a.Name
+	}
+	return bindListen(fd, typ, sa, path)
+}
+
+// bindListen binds fd to sa and listens; it owns fd and closes it on error.
+func bindListen(fd, typ int, sa unix.Sockaddr, path string) (*Listener, error) {
+	switch sa.(type) {
+	case *unix.SockaddrInet4, *unix.SockaddrInet6:
+		if typ == unix.SOCK_STREAM {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				unix.Close(fd)
+				return nil, os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+			}
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("bind", err)
+	}
+	l := &Listener{}
+	if path != "" {
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err == nil {
+			l.path, l.dev, l.ino = path, uint64(st.Dev), uint64(st.Ino)
+		}
+	}
+	if typ != unix.SOCK_DGRAM {
+		if err := unix.Listen(fd, backlog); err != nil {
+			unix.Close(fd)
+			l.removePath()
+			return nil, os.NewSyscallError("listen", err)
+		}
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		l.removePath()
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	l.Bound = formatSockaddr(bound)
+	l.File = os.NewFile(uintptr(fd), l.Bound)
+	return l, nil
+}
+
+// Close closes the socket and, for a Path address, removes the socket file
+// if it is still the one Listen created (same device and inode), so a file
+// another process has put there since is left alone.
+func (l *Listener) Close() error {
+	err := l.File.Close()
+	l.removePath()
+	return err
+}
+
+func (l *Listener) removePath() {
+	if l.path == "" {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino {
+		os.Remove(l.path)
+	}
+	l.path = ""
+}
+
+// prepareSocketPath makes the parent directories of path and removes a stale
+// socket file there.
+func prepareSocketPath(path string, typ int) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket: %w", path, syscall.EEXIST)
+	}
+	fd, err := newSocket(unix.AF_UNIX, typ)
+	if err != nil {
+		return err
+	}
+	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+	unix.Close(fd)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%s is a socket in use by another process: %w", path, syscall.EADDRINUSE)
+	case errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.EPROTOTYPE):
+		// Stale (or of another type, hence not what we would serve): remove.
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	default:
+		return fmt.Errorf("checking existing socket %s: %w", path, os.NewSyscallError("connect", err))
+	}
+}
+
+// zoneID turns an IPv6 zone (interface name or number) into a scope id.
+func zoneID(zone string) (uint32, error) {
+	if zone == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	ifi, err := net.InterfaceByName(zone)
+	if err != nil {
+		return 0, fmt.Errorf("zone %q: %w", zone, err)
+	}
+	return uint32(ifi.Index), nil
+}
+
+// formatSockaddr formats a bound address the way Addr.String does.
+func formatSockaddr(sa unix.Sockaddr) string {
+	switch s := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), uint16(s.Port)).String()
+	case *unix.SockaddrInet6:
+		ip := netip.AddrFrom16(s.Addr)
+		if s.ZoneId != 0 {
+			zone := strconv.Itoa(int(s.ZoneId))
+			if ifi, err := net.InterfaceByIndex(int(s.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+			ip = ip.WithZone(zone)
+		}
+		return netip.AddrPortFrom(ip, uint16(s.Port)).String()
+	case *unix.SockaddrUnix:
+		if s.Name == "" {
+			return "@"
+		}
+		if s.Name[0] == 0 {
+			return "@" + s.Name[1:]
+		}
+		return s.Name
+	}
+	return fmt.Sprintf("%T", sa)
+}

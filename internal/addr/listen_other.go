@@ -1,0 +1,25 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd)
+
+package addr
+
+import (
+	"errors"
+	"os"
+)
+
+// Listener is a socket opened by Listen. On this system Listen always fails.
+type Listener struct {
+	// File is the socket, owned by the Listener.
+	File *os.File
+	// Bound is the address the socket is bound to.
+	Bound string
+}
+
+// Listen is not supported on this system: it returns an error wrapping
+// errors.ErrUnsupported.
+func Listen(a Addr, typ int) (*Listener, error) {
+	return nil, &Error{Addr: a.String(), Err: errors.ErrUnsupported}
+}
+
+// Close closes the socket.
+func (l *Listener) Close() error { return l.File.Close() }
