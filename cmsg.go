@@ -28,21 +28,17 @@ const maxFilesPerMsg = 253
 // cmsgAlign rounds n up to the control-message alignment of this system.
 func cmsgAlign(n int) int { return unix.CmsgSpace(n) - unix.CmsgSpace(0) }
 
-// cmsgIter walks the control messages of a buffer filled by recvmsg(2) (or
-// by anyone: nothing in it is trusted). Every header length is checked
-// against the bytes that remain, so data never reaches past the buffer.
-type cmsgIter struct {
-	buf []byte
-}
-
-// next returns the next control message's level, type and data. ok is false
-// at the end of the buffer or at the first header that is malformed (shorter
-// than a header, or longer than what remains); nothing after it is read.
-func (it *cmsgIter) next() (level, typ int32, data []byte, ok bool) {
-	b := it.buf
+// nextCmsg reads the first control message of b, a buffer filled by
+// recvmsg(2) (or by anyone: nothing in it is trusted), and returns its level,
+// type and data, and the rest of the buffer after it. ok is false at the end
+// of the buffer or at a malformed header (shorter than a header, or longer
+// than what remains); nothing after it is read. Every header length is
+// checked against the bytes that remain, so data never reaches past b. It is
+// a plain function of its argument, not a method on a pointer, so that the
+// escape analysis keeps the caller's buffer on its stack.
+func nextCmsg(b []byte) (level, typ int32, data, rest []byte, ok bool) {
 	if len(b) < cmsgHdrSize {
-		it.buf = nil
-		return 0, 0, nil, false
+		return 0, 0, nil, nil, false
 	}
 	var l uint64
 	if cmsgLenSize == 8 {
@@ -52,19 +48,15 @@ func (it *cmsgIter) next() (level, typ int32, data []byte, ok bool) {
 	}
 	start := uint64(unix.CmsgLen(0))
 	if l < start || l > uint64(len(b)) {
-		it.buf = nil
-		return 0, 0, nil, false
+		return 0, 0, nil, nil, false
 	}
 	level = int32(binary.NativeEndian.Uint32(b[cmsgLevelOff:]))
 	typ = int32(binary.NativeEndian.Uint32(b[cmsgTypeOff:]))
 	data = b[start:l:l]
-	adv := cmsgAlign(int(l))
-	if adv > len(b) || adv <= 0 {
-		it.buf = nil
-	} else {
-		it.buf = b[adv:]
+	if adv := cmsgAlign(int(l)); adv < len(b) {
+		rest = b[adv:]
 	}
-	return level, typ, data, true
+	return level, typ, data, rest, true
 }
 
 // putRightsHeader writes a SCM_RIGHTS header for n descriptors at the start of

@@ -58,6 +58,7 @@ func isNilValue(v any) bool {
 type resolved struct {
 	fd int
 	rc syscall.RawConn
+	v  any // the argument itself, for errors
 }
 
 // resolve classifies an argument. name and index name it in errors.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package fdsend_test
 
 import (
@@ -127,3 +129,6 @@ func runChild(t *testing.T, role string, setup func(*exec.Cmd)) string {
 	}
 	return out.String()
 }
+
+// osNewFile wraps a descriptor the way Recv does.
+func osNewFile(fd int) *os.File { return os.NewFile(uintptr(fd), "fdsend-received") }

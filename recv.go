@@ -71,9 +71,12 @@ func RecvMsg(sock any, buf []byte, fds []int, flags int) (n, nfds, msgFlags int,
 // buffer into fds, in order, and closes those that do not fit and any pidfd.
 // dropped reports whether anything was closed.
 func takeFDs(oob []byte, fds []int) (nfds int, dropped bool) {
-	it := cmsgIter{buf: oob}
+	rest := oob
 	for {
-		level, typ, data, ok := it.next()
+		var level, typ int32
+		var data []byte
+		var ok bool
+		level, typ, data, rest, ok = nextCmsg(rest)
 		if !ok {
 			return nfds, dropped
 		}
@@ -117,14 +120,27 @@ func recvOn(sock any, buf, oob []byte, flags int) (n, oobn, mflags int, err erro
 		if err != nil {
 			return 0, 0, 0, argError("sock", -1, sock, err)
 		}
-		return recvRC(rc, buf, oob, flags)
+		// The same as recvRC, written out so that the compiler sees the
+		// concrete RawConn and keeps it and the closure on the stack.
+		var rerr error
+		err = rc.Read(func(fd uintptr) bool {
+			n, oobn, mflags, rerr = recvmsgCloexec(int(fd), buf, oob, flags)
+			return rerr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
+		})
+		return rcResult(n, oobn, mflags, err, rerr)
 	}
 	r, err := resolve(sock, "sock", -1)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	if r.rc != nil {
-		return recvRC(r.rc, buf, oob, flags)
+		// The closure escapes through the interface, and with it whatever
+		// it captures: receive into a control buffer of its own so that the
+		// caller's stays on its stack.
+		heapOOB := make([]byte, len(oob))
+		n, oobn, mflags, err = recvRC(r.rc, buf, heapOOB, flags)
+		copy(oob, heapOOB[:oobn])
+		return n, oobn, mflags, err
 	}
 	n, oobn, mflags, err = recvBlocking(r.fd, buf, oob, flags)
 	if err != nil {
@@ -141,6 +157,12 @@ func recvRC(rc syscall.RawConn, buf, oob []byte, flags int) (n, oobn, mflags int
 		n, oobn, mflags, rerr = recvmsgCloexec(int(fd), buf, oob, flags)
 		return rerr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
 	})
+	return rcResult(n, oobn, mflags, err, rerr)
+}
+
+// rcResult combines the RawConn's error (deadline, closed) and the system
+// call's.
+func rcResult(n, oobn, mflags int, err, rerr error) (int, int, int, error) {
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -47,10 +47,10 @@ func SendMsg(sock any, msg []byte, files []any, flags int) (int, error) {
 	if len(files) > maxFilesPerMsg {
 		return 0, fmt.Errorf("fdsend: files: %d files, at most %d fit in one message: %w", len(files), maxFilesPerMsg, syscall.EINVAL)
 	}
-	var oobBuf [oobSendMax]byte
 	if !allInts(files) {
-		return sendHeld(sock, msg, files, flags, oobBuf[:])
+		return sendHeld(sock, msg, files, flags)
 	}
+	var oobBuf [oobSendMax]byte
 	var oob []byte
 	if len(files) > 0 {
 		oob = oobBuf[:putRightsHeader(oobBuf[:], len(files))]
@@ -78,16 +78,20 @@ func allInts(files []any) bool {
 
 // sendHeld resolves every file, holds each one that has a RawConn open for
 // the duration of the send (nested Control calls), and sends.
-func sendHeld(sock any, msg []byte, files []any, flags int, oobBuf []byte) (int, error) {
+// Its closures escape, so its control buffer is allocated here rather than
+// taken from the caller's stack.
+func sendHeld(sock any, msg []byte, files []any, flags int) (int, error) {
 	res := make([]resolved, len(files))
 	for i, f := range files {
 		r, err := resolve(f, "files", i)
 		if err != nil {
 			return 0, err
 		}
+		r.v = f
 		res[i] = r
 	}
-	oob := oobBuf[:putRightsHeader(oobBuf, len(files))]
+	oob := make([]byte, unix.CmsgSpace(4*len(files)))
+	putRightsHeader(oob, len(files))
 	var n int
 	var err error
 	var hold func(i int) error
@@ -104,7 +108,7 @@ func sendHeld(sock any, msg []byte, files []any, flags int, oobBuf []byte) (int,
 				inner = hold(j + 1)
 			})
 			if cerr != nil {
-				return argError("files", j, files[j], closedError{cerr})
+				return argError("files", j, res[j].v, closedError{cerr})
 			}
 			return inner
 		}
@@ -129,14 +133,32 @@ func sendOn(sock any, msg, oob []byte, flags int) (int, error) {
 		if err != nil {
 			return 0, argError("sock", -1, sock, err)
 		}
-		return sendRC(rc, msg, oob, flags)
+		// The same as sendRC, written out so that the compiler sees the
+		// concrete RawConn and keeps it and the closure on the stack.
+		var n int
+		var serr error
+		checked := false
+		werr := rc.Write(func(fd uintptr) bool {
+			if !checked {
+				checked = true
+				if serr = checkEmptyOnStream(int(fd), msg, oob); serr != nil {
+					return true
+				}
+			}
+			n, serr = sendmsg(int(fd), msg, oob, flags)
+			return serr != unix.EAGAIN
+		})
+		return rcSendResult(n, werr, serr)
 	}
 	r, err := resolve(sock, "sock", -1)
 	if err != nil {
 		return 0, err
 	}
 	if r.rc != nil {
-		return sendRC(r.rc, msg, oob, flags)
+		// The closure escapes through the interface, and with it whatever it
+		// captures: give it a control buffer of its own so that the caller's
+		// stays on its stack.
+		return sendRC(r.rc, msg, append([]byte(nil), oob...), flags)
 	}
 	if err := checkEmptyOnStream(r.fd, msg, oob); err != nil {
 		return 0, err
@@ -162,18 +184,21 @@ func sendRC(rc syscall.RawConn, msg, oob []byte, flags int) (int, error) {
 			}
 		}
 		n, serr = sendmsg(int(fd), msg, oob, flags)
-		if serr == unix.EAGAIN {
-			return false
-		}
-		if serr != nil {
-			serr = os.NewSyscallError("sendmsg", serr)
-		}
-		return true
+		return serr != unix.EAGAIN
 	})
+	return rcSendResult(n, werr, serr)
+}
+
+// rcSendResult combines the RawConn's error (deadline, closed) and the
+// system call's.
+func rcSendResult(n int, werr, serr error) (int, error) {
 	if werr != nil {
 		return 0, werr
 	}
 	if serr != nil {
+		if _, ok := serr.(syscall.Errno); ok {
+			return 0, os.NewSyscallError("sendmsg", serr)
+		}
 		return 0, serr
 	}
 	return n, nil

@@ -41,9 +41,12 @@ func recvmsgCloexec(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err 
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	it := cmsgIter{buf: oob[:oobn]}
+	rest := oob[:oobn]
 	for {
-		level, typ, data, ok := it.next()
+		var level, typ int32
+		var data []byte
+		var ok bool
+		level, typ, data, rest, ok = nextCmsg(rest)
 		if !ok {
 			break
 		}

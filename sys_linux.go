@@ -6,31 +6,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The msghdr is never pointed at an address buffer, so the kernel returns no
+// address and nothing needs to be allocated for one.
+
 // scmPIDFD is the control-message type that carries a pidfd of the sender
 // (SO_PASSPIDFD, Linux 6.5); the descriptor in it must be closed if unwanted.
 const scmPIDFD = unix.SCM_PIDFD
 
-// msghdr fills a struct msghdr for one data buffer and a control buffer. It
-// never points msg_name anywhere, so the kernel returns no address and
-// nothing needs to be allocated for one.
-func msghdr(msg *unix.Msghdr, iov *unix.Iovec, p, oob []byte) {
+// sendmsg is one sendmsg(2), EINTR retried. It returns the raw errno.
+func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
+	// Built in place, not by a helper: a store through a pointer would make
+	// the escape analysis move iov and the buffers to the heap.
+	var msg unix.Msghdr
+	var iov unix.Iovec
 	if len(p) > 0 {
 		iov.Base = &p[0]
 		iov.SetLen(len(p))
-		msg.Iov = iov
+		msg.Iov = &iov
 		msg.SetIovlen(1)
 	}
 	if len(oob) > 0 {
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
-}
-
-// sendmsg is one sendmsg(2), EINTR retried. It returns the raw errno.
-func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	msghdr(&msg, &iov, p, oob)
 	for {
 		n, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_NOSIGNAL))
 		if e == unix.EINTR {
@@ -47,9 +45,20 @@ func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 // descriptor close-on-exec atomically (MSG_CMSG_CLOEXEC). It returns the
 // raw errno.
 func recvmsgCloexec(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	// Built in place, not by a helper: a store through a pointer would make
+	// the escape analysis move iov and the buffers to the heap.
 	var msg unix.Msghdr
 	var iov unix.Iovec
-	msghdr(&msg, &iov, p, oob)
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg.Iov = &iov
+		msg.SetIovlen(1)
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
 	for {
 		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_CMSG_CLOEXEC))
 		if e == unix.EINTR {

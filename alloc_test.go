@@ -1,0 +1,93 @@
+//go:build linux
+
+package fdsend_test
+
+import (
+	"syscall"
+	"testing"
+
+	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/fdtest"
+	"golang.org/x/sys/unix"
+)
+
+// SendMsg and RecvMsg allocate nothing in the steady state when the socket is
+// a *net.UnixConn or an int and the files are ints.
+func TestSendRecvMsgAllocFree(t *testing.T) {
+	fdtest.Check(t)
+	a, b := pair(t, syscall.SOCK_SEQPACKET)
+	null := devNulls(t, 8)
+	files := make([]any, 8)
+	for i := range files {
+		files[i] = rawFD(t, null[i].(interface {
+			syscall.Conn
+		}))
+	}
+	msg := []byte("steady state")
+	buf := make([]byte, 64)
+	fds := make([]int, 8)
+	for _, tc := range []struct {
+		name       string
+		send, recv any
+	}{
+		{"*net.UnixConn", a, b},
+		{"int", rawFD(t, a), rawFD(t, b)},
+	} {
+		var failure error
+		allocs := testing.AllocsPerRun(200, func() {
+			if _, err := fdsend.SendMsg(tc.send, msg, files, 0); err != nil {
+				failure = err
+				return
+			}
+			_, nfds, _, err := fdsend.RecvMsg(tc.recv, buf, fds, 0)
+			if err != nil {
+				failure = err
+				return
+			}
+			for _, fd := range fds[:nfds] {
+				unix.Close(fd)
+			}
+		})
+		if failure != nil {
+			t.Fatal(failure)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per SendMsg+RecvMsg, want 0", tc.name, allocs)
+		}
+	}
+}
+
+// Send and Recv allocate only what Recv returns: the slice and one *os.File
+// per descriptor (os.NewFile allocates the File and its internals).
+func TestSendRecvAllocs(t *testing.T) {
+	fdtest.Check(t)
+	a, b := pair(t, syscall.SOCK_SEQPACKET)
+	null := devNulls(t, 1)
+	fd := rawFD(t, null[0].(syscall.Conn))
+	buf := make([]byte, 64)
+	msg := []byte("x")
+	allocsNone := testing.AllocsPerRun(100, func() {
+		fdsend.Send(a, msg)
+		fdsend.Recv(b, buf, 4)
+	})
+	if allocsNone != 0 {
+		t.Errorf("Send+Recv without files: %v allocations, want 0", allocsNone)
+	}
+	// One file: what os.NewFile costs on its own, measured in this process.
+	perFile := testing.AllocsPerRun(100, func() {
+		dup, _ := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		f := osNewFile(dup)
+		f.Close()
+	})
+	allocsOne := testing.AllocsPerRun(100, func() {
+		fdsend.Send(a, msg, fd)
+		_, files, _ := fdsend.Recv(b, buf, 4)
+		for _, f := range files {
+			f.Close()
+		}
+	})
+	// The returned slice, plus the File.
+	if allocsOne > perFile+1 {
+		t.Errorf("Send+Recv of one file: %v allocations, want at most %v (slice + os.NewFile's %v)", allocsOne, perFile+1, perFile)
+	}
+}
