@@ -1,0 +1,132 @@
+//go:build linux
+
+package fdsend_test
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/fdsend/fdsend"
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkSendRecv compares fdsend with the standard library, like for like,
+// in one run: SendMsg+RecvMsg against WriteMsgUnix+UnixRights and
+// ReadMsgUnix+ParseSocketControlMessage+ParseUnixRights with integer
+// descriptors ("raw"), and Send+Recv against the same plus os.NewFile per
+// descriptor ("files"). Run with -benchmem; the ratio of each pair is what
+// the run shows.
+func BenchmarkSendRecv(b *testing.B) {
+	for _, n := range []int{1, 8, 64, 253} {
+		b.Run("files="+strconv.Itoa(n), func(b *testing.B) {
+			x, y, err := fdsend.Socketpair(syscall.SOCK_SEQPACKET)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer x.Close()
+			defer y.Close()
+			null, err := os.Open(os.DevNull)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer null.Close()
+			nfd := int(null.Fd())
+			ints := make([]int, n)
+			anys := make([]any, n)
+			for i := range ints {
+				ints[i] = nfd
+				anys[i] = nfd
+			}
+			msg := []byte("benchmark message")
+			buf := make([]byte, 64)
+			fds := make([]int, n)
+
+			b.Run("impl=fdsend/api=raw", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := fdsend.SendMsg(x, msg, anys, 0); err != nil {
+						b.Fatal(err)
+					}
+					_, got, _, err := fdsend.RecvMsg(y, buf, fds, 0)
+					if err != nil || got != n {
+						b.Fatal(got, err)
+					}
+					for _, fd := range fds[:got] {
+						unix.Close(fd)
+					}
+				}
+			})
+			b.Run("impl=stdlib/api=raw", func(b *testing.B) {
+				b.ReportAllocs()
+				oob := make([]byte, unix.CmsgSpace(4*n))
+				for b.Loop() {
+					got := stdlibRoundTrip(b, x, y, msg, buf, oob, ints)
+					for _, fd := range got {
+						unix.Close(fd)
+					}
+				}
+			})
+			b.Run("impl=fdsend/api=files", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := fdsend.Send(x, msg, anys...); err != nil {
+						b.Fatal(err)
+					}
+					_, files, err := fdsend.Recv(y, buf, n)
+					if err != nil || len(files) != n {
+						b.Fatal(len(files), err)
+					}
+					for _, f := range files {
+						f.Close()
+					}
+				}
+			})
+			b.Run("impl=stdlib/api=files", func(b *testing.B) {
+				b.ReportAllocs()
+				oob := make([]byte, unix.CmsgSpace(4*n))
+				for b.Loop() {
+					got := stdlibRoundTrip(b, x, y, msg, buf, oob, ints)
+					files := make([]*os.File, len(got))
+					for i, fd := range got {
+						files[i] = os.NewFile(uintptr(fd), "stdlib")
+					}
+					for _, f := range files {
+						f.Close()
+					}
+				}
+			})
+		})
+	}
+}
+
+// stdlibRoundTrip sends and receives one message with the standard
+// library's own calls, with close-on-exec as fdsend gives it (the standard
+// library's ReadMsgUnix sets MSG_CMSG_CLOEXEC on Linux).
+func stdlibRoundTrip(b *testing.B, x, y *net.UnixConn, msg, buf, oob []byte, fds []int) []int {
+	if _, _, err := x.WriteMsgUnix(msg, syscall.UnixRights(fds...), nil); err != nil {
+		b.Fatal(err)
+	}
+	_, oobn, _, _, err := y.ReadMsgUnix(buf, oob)
+	if err != nil {
+		b.Fatal(err)
+	}
+	scms, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var got []int
+	for _, scm := range scms {
+		r, err := syscall.ParseUnixRights(&scm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got = append(got, r...)
+	}
+	if len(got) != len(fds) {
+		b.Fatalf("stdlib received %d of %d", len(got), len(fds))
+	}
+	return got
+}
