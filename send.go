@@ -77,34 +77,50 @@ func allInts(files []any) bool {
 }
 
 // sendHeld resolves every file, holds each one that has a RawConn open for
-// the duration of the send (nested Control calls), and sends.
-// Its closures escape, so its control buffer is allocated here rather than
-// taken from the caller's stack.
+// the duration of the send, and sends. Its closures escape, so its control
+// buffer is allocated here rather than taken from the caller's stack.
 func sendHeld(sock any, msg []byte, files []any, flags int) (int, error) {
+	var n int
+	err := holdFDs(files, func(fds []int) error {
+		oob := make([]byte, unix.CmsgSpace(4*len(fds)))
+		putRightsHeader(oob, len(fds))
+		for i, fd := range fds {
+			putFD(oob, i, fd)
+		}
+		var err error
+		n, err = sendOn(sock, msg, oob, flags)
+		return err
+	})
+	return n, err
+}
+
+// holdFDs resolves every file to its descriptor number and calls fn with
+// them while each file that has a RawConn is held open by its Control (nested
+// calls), so that no number can be closed and reused before fn returns. A
+// file that cannot be resolved, or is closed, is an *ArgError naming
+// files[i], and fn is not called.
+func holdFDs(files []any, fn func(fds []int) error) error {
 	res := make([]resolved, len(files))
 	for i, f := range files {
 		r, err := resolve(f, "files", i)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		r.v = f
 		res[i] = r
 	}
-	oob := make([]byte, unix.CmsgSpace(4*len(files)))
-	putRightsHeader(oob, len(files))
-	var n int
-	var err error
+	fds := make([]int, len(files))
 	var hold func(i int) error
 	hold = func(i int) error {
 		for ; i < len(res); i++ {
 			if res[i].rc == nil {
-				putFD(oob, i, res[i].fd)
+				fds[i] = res[i].fd
 				continue
 			}
 			j := i
 			var inner error
 			cerr := res[j].rc.Control(func(fd uintptr) {
-				putFD(oob, j, int(fd))
+				fds[j] = int(fd)
 				inner = hold(j + 1)
 			})
 			if cerr != nil {
@@ -112,13 +128,9 @@ func sendHeld(sock any, msg []byte, files []any, flags int) (int, error) {
 			}
 			return inner
 		}
-		n, err = sendOn(sock, msg, oob, flags)
-		return err
+		return fn(fds)
 	}
-	if herr := hold(0); herr != nil {
-		return n, herr
-	}
-	return n, err
+	return hold(0)
 }
 
 // sendOn performs the send on sock. *net.UnixConn has a path of its own so

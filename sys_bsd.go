@@ -40,3 +40,21 @@ func recvBlocking(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err er
 func socketpairCloexec(typ int) ([2]int, error) {
 	return unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 }
+
+// sendmsg2 is one sendmsg(2) of two buffers (a frame header and its data)
+// with optional control data, EINTR retried. It returns the raw errno.
+func sendmsg2(fd int, p1, p2, oob []byte, flags int) (int, error) {
+	bufs := [][]byte{p1, p2}
+	for {
+		n, err := unix.SendmsgBuffers(fd, bufs, oob, nil, flags|unix.MSG_NOSIGNAL)
+		if err == unix.EINTR {
+			continue
+		}
+		return n, err
+	}
+}
+
+// socketCloexec creates a close-on-exec SOCK_STREAM Unix socket.
+func socketCloexec() (int, error) {
+	return unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+}

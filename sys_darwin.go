@@ -96,3 +96,29 @@ func socketpairCloexec(typ int) ([2]int, error) {
 	unix.CloseOnExec(fds[1])
 	return fds, nil
 }
+
+// sendmsg2 is one sendmsg(2) of two buffers (a frame header and its data)
+// with optional control data, EINTR retried. It returns the raw errno.
+func sendmsg2(fd int, p1, p2, oob []byte, flags int) (int, error) {
+	bufs := [][]byte{p1, p2}
+	for {
+		n, err := unix.SendmsgBuffers(fd, bufs, oob, nil, flags)
+		if err == unix.EINTR {
+			continue
+		}
+		return n, err
+	}
+}
+
+// socketCloexec creates a close-on-exec SOCK_STREAM Unix socket, marked
+// under the fork lock (darwin has no SOCK_CLOEXEC).
+func socketCloexec() (int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, err
+	}
+	unix.CloseOnExec(fd)
+	return fd, nil
+}

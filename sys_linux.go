@@ -81,3 +81,41 @@ func recvBlocking(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err er
 func socketpairCloexec(typ int) ([2]int, error) {
 	return unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 }
+
+// sendmsg2 is one sendmsg(2) of two buffers (a frame header and its data)
+// with optional control data, EINTR retried. It returns the raw errno.
+func sendmsg2(fd int, p1, p2, oob []byte, flags int) (int, error) {
+	var msg unix.Msghdr
+	var iov [2]unix.Iovec
+	n := 0
+	for _, p := range [2][]byte{p1, p2} {
+		if len(p) > 0 {
+			iov[n].Base = &p[0]
+			iov[n].SetLen(len(p))
+			n++
+		}
+	}
+	if n > 0 {
+		msg.Iov = &iov[0]
+		msg.SetIovlen(n)
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	for {
+		r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_NOSIGNAL))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
+
+// socketCloexec creates a close-on-exec SOCK_STREAM Unix socket.
+func socketCloexec() (int, error) {
+	return unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+}

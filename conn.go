@@ -1,0 +1,480 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package fdsend
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// readAhead is the size of a Conn's read-ahead buffer: small messages are
+// read several at a time, larger ones go straight into the returned buffer.
+const readAhead = 4096
+
+// Conn sends and receives whole messages with any number of files over a
+// SOCK_STREAM Unix socket, in the format of PROTOCOL.md. Message boundaries
+// are kept, more than 253 files are split over several system calls
+// invisibly, and a message of any size arrives whole.
+//
+// A Conn is safe for concurrent use: concurrent WriteMsg calls never
+// interleave, and concurrent ReadMsg calls each get whole messages. Deadlines
+// and Close behave as on a net.Conn. Received files are close-on-exec and
+// belong to the caller of ReadMsg; files given to WriteMsg stay the caller's.
+type Conn struct {
+	uc *net.UnixConn
+
+	typeOnce sync.Once
+	typeErr  error
+
+	wmu  sync.Mutex
+	werr error // sticky: a write failed part-way through a message
+	whdr [frameHeaderLen]byte
+
+	rmu       sync.Mutex
+	rerr      error // sticky: end of stream or protocol error
+	maxBytes  int64
+	maxFiles  int
+	rbuf      []byte
+	rstart    int
+	rend      int
+	roff      int64   // stream offset of rbuf[rend]: bytes received so far
+	batches   []batch // descriptors received and not yet claimed by a frame
+	fdbuf     [maxFilesPerMsg]int
+	msgFiles  []int  // descriptors of the message being read
+	msgData   []byte // data of the message being read (final frame)
+	msgGot    int    // bytes of msgData filled
+	inData    bool   // reading the final frame's data
+	inMessage bool   // a frame of the current message has been read
+}
+
+// batch is the descriptors one recvmsg returned, with the stream offsets of
+// the bytes that call returned: [start, end).
+type batch struct {
+	fds        []int
+	start, end int64
+}
+
+// NewConn wraps a connected SOCK_STREAM Unix socket. The Conn takes it over:
+// Close closes it, and the caller should no longer read or write it
+// directly. A socket of another type fails on first use.
+func NewConn(c *net.UnixConn) *Conn {
+	return &Conn{uc: c, maxBytes: DefaultMaxMsgBytes, maxFiles: DefaultMaxMsgFiles}
+}
+
+// Dial connects to the Unix socket at path ("@name" for a Linux abstract
+// address) and returns a Conn for it. The socket is close-on-exec.
+func Dial(path string) (*Conn, error) {
+	uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(uc), nil
+}
+
+// SetReadLimits sets the largest message ReadMsg accepts: maxBytes of data
+// and maxFiles descriptors (defaults DefaultMaxMsgBytes and
+// DefaultMaxMsgFiles). A message over a limit is a protocol error, and its
+// descriptors are closed. Values below zero are taken as zero.
+func (c *Conn) SetReadLimits(maxBytes int64, maxFiles int) {
+	c.rmu.Lock()
+	c.maxBytes, c.maxFiles = max(maxBytes, 0), max(maxFiles, 0)
+	c.rmu.Unlock()
+}
+
+// checkType fails once and for all if the socket is not SOCK_STREAM.
+func (c *Conn) checkType() error {
+	c.typeOnce.Do(func() {
+		if c.uc == nil {
+			c.typeErr = &ArgError{Arg: "c", Type: "*net.UnixConn", Err: errNil}
+			return
+		}
+		rc, err := c.uc.SyscallConn()
+		if err != nil {
+			c.typeErr = err
+			return
+		}
+		var typ int
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		}); err != nil {
+			c.typeErr = err
+			return
+		}
+		if serr != nil {
+			c.typeErr = os.NewSyscallError("getsockopt", serr)
+			return
+		}
+		if typ != unix.SOCK_STREAM {
+			c.typeErr = fmt.Errorf("fdsend: Conn needs a SOCK_STREAM socket, this one is type %d: %w", typ, syscall.EPROTOTYPE)
+		}
+	})
+	return c.typeErr
+}
+
+// opError wraps an I/O error as a *net.OpError of this Conn, taking the inner
+// error out of the RawConn's own OpError so errors.Is still sees deadlines
+// and net.ErrClosed.
+func (c *Conn) opError(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "unix", Source: c.uc.LocalAddr(), Addr: c.uc.RemoteAddr(), Err: err}
+}
+
+// WriteMsg writes data and files as one message. It returns once the whole
+// message is in the socket (it waits for nothing from the peer). files are
+// anything Send accepts and stay the caller's; each is held open for the
+// duration of the call.
+//
+// Arguments that are rejected (a bad type, a closed file) write nothing. A
+// write that fails or times out part-way through a message leaves the stream
+// unusable for writing: that WriteMsg and every later one return the error.
+func (c *Conn) WriteMsg(data []byte, files ...any) error {
+	if err := c.checkType(); err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	return holdFDs(files, func(fds []int) error {
+		rc, err := c.uc.SyscallConn()
+		if err != nil {
+			return c.opError("writemsg", err)
+		}
+		started := false
+		for first := true; first || len(fds) > 0; first = false {
+			n := min(len(fds), maxFilesPerMsg)
+			h := frameHeader{nfiles: n}
+			var payload []byte
+			if len(fds) > maxFilesPerMsg {
+				h.more = true
+			} else {
+				h.length = uint64(len(data))
+				payload = data
+			}
+			putFrameHeader(c.whdr[:], h)
+			if err := c.writeFrame(rc, c.whdr[:], payload, fds[:n], &started); err != nil {
+				err = c.opError("writemsg", err)
+				if started {
+					c.werr = fmt.Errorf("fdsend: stream unusable after a write failed part-way through a message: %w", err)
+				}
+				return err
+			}
+			fds = fds[n:]
+		}
+		return nil
+	})
+}
+
+// writeFrame writes one frame: its descriptors go with the sendmsg that
+// writes the header's first byte, and with no other. started is set once any
+// byte has been written.
+func (c *Conn) writeFrame(rc syscall.RawConn, hdr, data []byte, fds []int, started *bool) error {
+	var oob []byte
+	if len(fds) > 0 {
+		oob = make([]byte, unix.CmsgSpace(4*len(fds)))
+		putRightsHeader(oob, len(fds))
+		for i, fd := range fds {
+			putFD(oob, i, fd)
+		}
+	}
+	var serr error
+	err := rc.Write(func(fd uintptr) bool {
+		for len(hdr)+len(data) > 0 {
+			n, err := sendmsg2(int(fd), hdr, data, oob, 0)
+			if err == unix.EAGAIN {
+				return false
+			}
+			if err != nil {
+				serr = os.NewSyscallError("sendmsg", err)
+				return true
+			}
+			if n > 0 {
+				*started = true
+				oob = nil
+			}
+			k := min(n, len(hdr))
+			hdr, n = hdr[k:], n-k
+			data = data[n:]
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// ReadMsg reads one whole message: its data and its files, in order. The
+// caller owns the files (close-on-exec) and must close them.
+//
+// It returns io.EOF once the peer has closed between messages, for this and
+// every later call, and io.ErrUnexpectedEOF if the peer closed in the middle
+// of a message (then io.EOF). A deadline gives an error wrapping
+// os.ErrDeadlineExceeded and loses nothing: the next ReadMsg goes on with the
+// same message. Close from another goroutine unblocks it with an error
+// wrapping net.ErrClosed. A stream that breaks PROTOCOL.md or the read limits
+// gives an error wrapping ErrProtocol, and nothing more is read from it.
+// Whatever the error, every descriptor that arrived for an unfinished message
+// is closed when the message is abandoned, never leaked.
+func (c *Conn) ReadMsg() (data []byte, files []*os.File, err error) {
+	if err := c.checkType(); err != nil {
+		return nil, nil, err
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rerr != nil {
+		return nil, nil, c.rerr
+	}
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, readAhead)
+	}
+	for {
+		if c.inData {
+			k := copy(c.msgData[c.msgGot:], c.rbuf[c.rstart:c.rend])
+			c.rstart += k
+			c.msgGot += k
+			if c.msgGot == len(c.msgData) {
+				return c.finishMessage()
+			}
+			// Read the rest of the frame straight into the message, never
+			// past the frame's end.
+			if err := c.fill(c.msgData[c.msgGot:], true); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if c.rend-c.rstart < frameHeaderLen {
+			if c.rstart > 0 {
+				c.rend = copy(c.rbuf, c.rbuf[c.rstart:c.rend])
+				c.rstart = 0
+			}
+			if err := c.fill(c.rbuf[c.rend:], false); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if err := c.readHeader(); err != nil {
+			return nil, nil, err
+		}
+		if !c.inData && !c.inMessage {
+			// Not reached: a final frame always enters inData.
+			return nil, nil, c.fail(fmt.Errorf("%w: internal state", ErrProtocol))
+		}
+	}
+}
+
+// readHeader parses the buffered header at rstart, gives it the descriptors
+// sent with it, and enters its data or the next frame.
+func (c *Conn) readHeader() error {
+	start := c.roff - int64(c.rend-c.rstart) // stream offset of the header's first byte
+	h, err := parseFrameHeader(c.rbuf[c.rstart : c.rstart+frameHeaderLen])
+	if err != nil {
+		return c.fail(err)
+	}
+	c.rstart += frameHeaderLen
+	c.inMessage = true
+	if len(c.msgFiles)+h.nfiles > c.maxFiles {
+		return c.fail(fmt.Errorf("%w: message has more than %d files (the read limit)", ErrProtocol, c.maxFiles))
+	}
+	if h.length > uint64(c.maxBytes) {
+		return c.fail(fmt.Errorf("%w: message of %d bytes is over the %d-byte read limit", ErrProtocol, h.length, c.maxBytes))
+	}
+	// The descriptors sent with this frame came with the recvmsg that
+	// returned its first byte.
+	claimed := false
+	for i := range c.batches {
+		b := &c.batches[i]
+		if b.fds == nil || start < b.start || start >= b.end {
+			continue
+		}
+		if h.nfiles == 0 {
+			break // another frame starting in that read may claim them
+		}
+		if len(b.fds) != h.nfiles {
+			return c.fail(fmt.Errorf("%w: frame announces %d descriptors, %d arrived with it", ErrProtocol, h.nfiles, len(b.fds)))
+		}
+		c.msgFiles = append(c.msgFiles, b.fds...)
+		b.fds = nil
+		claimed = true
+		break
+	}
+	if h.nfiles > 0 && !claimed {
+		return c.fail(fmt.Errorf("%w: frame announces %d descriptors, none arrived with its first byte", ErrProtocol, h.nfiles))
+	}
+	next := start + frameHeaderLen + int64(h.length)
+	if !h.more {
+		c.msgData = make([]byte, h.length)
+		c.msgGot = 0
+		c.inData = true
+	}
+	return c.checkOrphans(next)
+}
+
+// checkOrphans fails if a batch of descriptors can no longer be claimed: no
+// frame starts in the bytes of its read before next, the offset of the next
+// frame's first byte.
+func (c *Conn) checkOrphans(next int64) error {
+	kept := c.batches[:0]
+	var orphan error
+	for _, b := range c.batches {
+		if b.fds == nil {
+			continue
+		}
+		if b.end <= next {
+			orphan = fmt.Errorf("%w: %d descriptors arrived on bytes of a frame that announced none", ErrProtocol, len(b.fds))
+		}
+		kept = append(kept, b)
+	}
+	c.batches = kept
+	if orphan != nil {
+		return c.fail(orphan)
+	}
+	return nil
+}
+
+// nextFrameStart is the stream offset of the first byte of the next frame
+// not yet parsed.
+func (c *Conn) nextFrameStart() int64 {
+	if c.inData {
+		return c.roff + int64(len(c.msgData)-c.msgGot) - int64(c.rend-c.rstart)
+	}
+	return c.roff - int64(c.rend-c.rstart)
+}
+
+// fill performs one recvmsg into dst. direct reads go into the message being
+// built; others into the read-ahead buffer.
+func (c *Conn) fill(dst []byte, direct bool) error {
+	n, nfds, flags, err := RecvMsg(c.uc, dst, c.fdbuf[:], 0)
+	if err != nil {
+		return c.opError("readmsg", err)
+	}
+	var fds []int
+	if nfds > 0 {
+		fds = append([]int(nil), c.fdbuf[:nfds]...)
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return c.fail(fmt.Errorf("%w: descriptors were cut (more than %d with one write, or this process is out of descriptors): %w", ErrProtocol, maxFilesPerMsg, ErrTruncated))
+	}
+	if n == 0 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return c.endOfStream()
+	}
+	start := c.roff
+	c.roff += int64(n)
+	if direct {
+		c.msgGot += n
+	} else {
+		c.rend += n
+	}
+	if fds != nil {
+		c.batches = append(c.batches, batch{fds: fds, start: start, end: c.roff})
+	}
+	return c.checkOrphans(c.nextFrameStart())
+}
+
+// endOfStream handles a read of zero bytes: the peer has closed.
+func (c *Conn) endOfStream() error {
+	mid := c.inMessage || c.rend > c.rstart || len(c.batches) > 0
+	c.discard()
+	c.rerr = io.EOF
+	if mid {
+		return io.ErrUnexpectedEOF
+	}
+	return io.EOF
+}
+
+// finishMessage hands over the message just completed.
+func (c *Conn) finishMessage() ([]byte, []*os.File, error) {
+	data := c.msgData
+	var files []*os.File
+	if len(c.msgFiles) > 0 {
+		files = make([]*os.File, len(c.msgFiles))
+		for i, fd := range c.msgFiles {
+			files[i] = os.NewFile(uintptr(fd), "fdsend-received")
+		}
+	}
+	c.msgFiles = c.msgFiles[:0]
+	c.msgData, c.msgGot, c.inData, c.inMessage = nil, 0, false, false
+	return data, files, nil
+}
+
+// fail abandons the message in progress and makes err sticky: after a
+// protocol error the stream cannot be read further.
+func (c *Conn) fail(err error) error {
+	c.discard()
+	c.rerr = err
+	return err
+}
+
+// discard closes every descriptor received for the unfinished message and
+// every unclaimed one, and forgets the message.
+func (c *Conn) discard() {
+	for _, fd := range c.msgFiles {
+		unix.Close(fd)
+	}
+	for _, b := range c.batches {
+		for _, fd := range b.fds {
+			unix.Close(fd)
+		}
+	}
+	c.msgFiles, c.batches = nil, nil
+	c.msgData, c.msgGot, c.inData, c.inMessage = nil, 0, false, false
+	c.rstart, c.rend = 0, 0
+}
+
+// Close closes the socket, which unblocks any ReadMsg or WriteMsg with an
+// error wrapping net.ErrClosed, and closes every descriptor received for a
+// message not yet returned.
+func (c *Conn) Close() error {
+	if c.uc == nil {
+		return &ArgError{Arg: "c", Type: "*net.UnixConn", Err: errNil}
+	}
+	err := c.uc.Close()
+	c.rmu.Lock()
+	c.discard()
+	if c.rerr == nil {
+		c.rerr = c.opError("readmsg", net.ErrClosed)
+	}
+	c.rmu.Unlock()
+	return err
+}
+
+// SetDeadline sets the read and write deadlines, as net.Conn's does.
+func (c *Conn) SetDeadline(t time.Time) error { return c.uc.SetDeadline(t) }
+
+// SetReadDeadline sets the deadline for ReadMsg, also one already waiting.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for WriteMsg, also one already waiting.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadline(t) }
+
+// LocalAddr returns the local address.
+func (c *Conn) LocalAddr() net.Addr { return c.uc.LocalAddr() }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.uc.RemoteAddr() }
+
+// UnixConn returns the underlying socket, for options such as buffer sizes.
+// Reading or writing it directly breaks the framing.
+func (c *Conn) UnixConn() *net.UnixConn { return c.uc }
+
+// PeerCred returns the credentials of the peer process (see PeerCred).
+func (c *Conn) PeerCred() (Cred, error) { return PeerCred(c.uc) }

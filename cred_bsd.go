@@ -1,0 +1,20 @@
+//go:build darwin || freebsd
+
+package fdsend
+
+import "golang.org/x/sys/unix"
+
+// peerCred reads LOCAL_PEERCRED; the first group of the xucred is the
+// effective (primary) group.
+func peerCred(fd int) (Cred, error) {
+	x, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
+	if err != nil {
+		return Cred{}, err
+	}
+	c := Cred{UID: int(x.Uid), GID: -1}
+	if x.Ngroups > 0 {
+		c.GID = int(x.Groups[0])
+	}
+	c.PID = peerPID(fd)
+	return c, nil
+}

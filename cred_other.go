@@ -1,0 +1,15 @@
+//go:build netbsd || openbsd
+
+package fdsend
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// peerCred: golang.org/x/sys/unix has no call for the peer's credentials on
+// this system (getpeereid, SO_PEERCRED's sockpeercred, LOCAL_PEEREID).
+func peerCred(fd int) (Cred, error) {
+	return Cred{}, fmt.Errorf("fdsend: peer credentials on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}

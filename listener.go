@@ -1,0 +1,189 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package fdsend
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ListenConfig says how Listen creates its socket and whom it accepts.
+type ListenConfig struct {
+	// Mode is the permission bits of the socket file; 0 means 0600. It is
+	// applied whatever the umask, before anyone can connect.
+	Mode os.FileMode
+	// AllowUIDs and AllowGIDs, if either is non-empty, restrict Accept to
+	// peers whose UID or primary GID is listed, checked with PeerCred before
+	// any byte is read. A refused peer is closed.
+	AllowUIDs []int
+	AllowGIDs []int
+}
+
+// Listener accepts Conns on a SOCK_STREAM Unix socket.
+type Listener struct {
+	ul      *net.UnixListener
+	cfg     ListenConfig
+	path    string // "" for an abstract address
+	dev     uint64
+	ino     uint64
+	refused func(Cred, error) // test hook: told about each refused peer
+}
+
+// Listen listens on the Unix socket path with the default ListenConfig:
+// mode 0600, every peer accepted.
+func Listen(path string) (*Listener, error) {
+	return ListenConfig{}.Listen(path)
+}
+
+// Listen creates a listening Unix socket at path, or at the Linux abstract
+// address "@name". A socket file left behind by a listener that is gone is
+// replaced; one that still has a listener is refused (EADDRINUSE), and a path
+// that holds anything but a socket is refused and left alone (EEXIST). The
+// socket is close-on-exec and owned by the Listener; Close removes the file
+// if it is still the one this Listener created.
+func (lc ListenConfig) Listen(path string) (*Listener, error) {
+	if path == "" {
+		return nil, &ArgError{Arg: "path", Type: "string", Err: fmt.Errorf("empty: %w", syscall.EINVAL)}
+	}
+	mode := lc.Mode.Perm()
+	if mode == 0 {
+		mode = 0o600
+	}
+	abstract := strings.HasPrefix(path, "@")
+	if !abstract {
+		if err := removeStale(path); err != nil {
+			return nil, err
+		}
+	}
+	fd, err := socketCloexec()
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: "unix", Err: os.NewSyscallError("socket", err)}
+	}
+	name := path
+	if abstract {
+		name = "\x00" + path[1:]
+	}
+	addr := &net.UnixAddr{Name: path, Net: "unix"}
+	fail := func(op string, err error) (*Listener, error) {
+		unix.Close(fd)
+		return nil, &net.OpError{Op: "listen", Net: "unix", Addr: addr, Err: os.NewSyscallError(op, err)}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
+		return fail("bind", err)
+	}
+	l := &Listener{cfg: lc, path: path}
+	if !abstract {
+		// Nobody can connect before listen(2): set the mode now.
+		if err := unix.Fchmodat(unix.AT_FDCWD, path, uint32(mode), 0); err != nil {
+			os.Remove(path)
+			return fail("chmod", err)
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			os.Remove(path)
+			return fail("lstat", err)
+		}
+		l.dev, l.ino = uint64(st.Dev), uint64(st.Ino)
+	}
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		if !abstract {
+			os.Remove(path)
+		}
+		return fail("listen", err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	nl, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		if !abstract {
+			os.Remove(path)
+		}
+		return nil, err
+	}
+	l.ul = nl.(*net.UnixListener)
+	l.ul.SetUnlinkOnClose(false)
+	return l, nil
+}
+
+// removeStale clears path for a new socket: nothing there is fine, a socket
+// nobody listens on is removed, anything else is an error.
+func removeStale(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode().Type() != os.ModeSocket {
+		return &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("exists and is not a socket (%s), left alone: %w", st.Mode().Type(), syscall.EEXIST)}
+	}
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err == nil {
+		c.Close()
+		return &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("a listener is serving on it: %w", syscall.EADDRINUSE)}
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("cannot tell whether it is in use: %w", err)}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Accept waits for a peer and returns a Conn for it. With an allow-list, a
+// peer whose UID and GID are both unlisted is closed before any byte is read
+// and Accept goes on waiting. Close unblocks it with an error wrapping
+// net.ErrClosed.
+func (l *Listener) Accept() (*Conn, error) {
+	for {
+		uc, err := l.ul.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		if len(l.cfg.AllowUIDs) == 0 && len(l.cfg.AllowGIDs) == 0 {
+			return NewConn(uc), nil
+		}
+		cred, err := PeerCred(uc)
+		if err == nil && (slices.Contains(l.cfg.AllowUIDs, cred.UID) || slices.Contains(l.cfg.AllowGIDs, cred.GID)) {
+			return NewConn(uc), nil
+		}
+		uc.Close()
+		if l.refused != nil {
+			l.refused(cred, err)
+		}
+	}
+}
+
+// Addr returns the listener's address.
+func (l *Listener) Addr() net.Addr { return l.ul.Addr() }
+
+// File returns a duplicate of the listening socket (close-on-exec), for
+// handing it to another process; the caller owns it.
+func (l *Listener) File() (*os.File, error) { return l.ul.File() }
+
+// SyscallConn gives access to the listening socket (so a Listener can be
+// passed to Send as a file).
+func (l *Listener) SyscallConn() (syscall.RawConn, error) { return l.ul.SyscallConn() }
+
+// Close stops listening, which unblocks Accept, and removes the socket file
+// if it is still the one this Listener created (same device and inode), so
+// that a successor that took the path over keeps its socket.
+func (l *Listener) Close() error {
+	err := l.ul.Close()
+	if l.path != "" && !strings.HasPrefix(l.path, "@") {
+		var st unix.Stat_t
+		if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && st.Ino == l.ino {
+			os.Remove(l.path)
+		}
+	}
+	return err
+}
