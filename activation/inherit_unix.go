@@ -1,0 +1,196 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package activation
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// loadInherited reads this process's LISTEN_* variables and adopts the
+// descriptors they describe: each one is checked, made close-on-exec and
+// wrapped in an *os.File. On error nothing is adopted and nothing is opened;
+// the descriptors are left as they were.
+func loadInherited() ([]entry, error) {
+	v, err := parseVars(os.LookupEnv, os.Getpid(), ownPidfdID)
+	if err != nil || v.n == 0 {
+		return nil, err
+	}
+	fdsValue := strconv.Itoa(v.n)
+	for i := 0; i < v.n; i++ {
+		fd := listenStart + i
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil {
+			return nil, &EnvError{Var: envFDs, Value: fdsValue, Err: fmt.Errorf("descriptor %d is not open: %w", fd, os.NewSyscallError("fcntl", err))}
+		}
+		if flags&unix.FD_CLOEXEC != 0 {
+			// exec(2) closes every close-on-exec descriptor, so this one was
+			// opened by this process (the Go runtime's poller, say), not
+			// inherited: the launcher passed fewer than it said, or some
+			// other code has adopted the descriptors already.
+			return nil, &EnvError{Var: envFDs, Value: fdsValue, Err: fmt.Errorf("descriptor %d was not inherited (it is close-on-exec, so this process opened it): %w", fd, syscall.EBADF)}
+		}
+	}
+	entries := make([]entry, v.n)
+	for i := range entries {
+		fd := listenStart + i
+		// Cannot fail: the descriptor was just seen open, and nothing else
+		// in this process knows its number.
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		name := v.names[i]
+		entries[i] = entry{
+			fd:   fd,
+			name: name,
+			file: os.NewFile(uintptr(fd), "LISTEN_FDS:"+strconv.Itoa(fd)+":"+name),
+		}
+	}
+	return entries, nil
+}
+
+// classify reports what the descriptor of f is, without changing it.
+func classify(f *os.File) (fdInfo, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fdInfo{}, err
+	}
+	var info fdInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { info, ierr = classifyFD(int(fd)) }); err != nil {
+		return fdInfo{}, err
+	}
+	return info, ierr
+}
+
+// classifyFD reports what descriptor fd is.
+func classifyFD(fd int) (fdInfo, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fdInfo{}, os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fdInfo{desc: fileTypeDesc(uint32(st.Mode)), kind: kindFile}, nil
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fdInfo{}, os.NewSyscallError("getsockopt", err)
+	}
+	family := "socket"
+	if sa, err := unix.Getsockname(fd); err == nil {
+		switch sa.(type) {
+		case *unix.SockaddrInet4:
+			family = "IPv4"
+		case *unix.SockaddrInet6:
+			family = "IPv6"
+		case *unix.SockaddrUnix:
+			family = "Unix"
+		}
+	}
+	switch typ {
+	case unix.SOCK_DGRAM, unix.SOCK_RAW:
+		name := "datagram"
+		if typ == unix.SOCK_RAW {
+			name = "raw"
+		}
+		return fdInfo{desc: fmt.Sprintf("a %s %s socket", family, name), kind: kindPacket}, nil
+	case unix.SOCK_STREAM, unix.SOCK_SEQPACKET:
+		name := "stream"
+		if typ == unix.SOCK_SEQPACKET {
+			name = "seqpacket"
+		}
+		if listening(fd) {
+			return fdInfo{desc: fmt.Sprintf("a listening %s %s socket", family, name), kind: kindListener}, nil
+		}
+		if _, err := unix.Getpeername(fd); err != nil {
+			return fdInfo{desc: fmt.Sprintf("an unconnected %s %s socket", family, name), kind: kindFile}, nil
+		}
+		return fdInfo{desc: fmt.Sprintf("a connected %s %s socket", family, name), kind: kindConn}, nil
+	}
+	return fdInfo{desc: fmt.Sprintf("a %s socket of type %d", family, typ), kind: kindFile}, nil
+}
+
+// listening reports whether the stream socket fd is in the listening state.
+func listening(fd int) bool {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err == nil {
+		return v != 0
+	}
+	// No SO_ACCEPTCONN: a listening socket has no peer, and listen(2) on it
+	// again is harmless; but guessing is worse than saying no.
+	return false
+}
+
+// fileTypeDesc describes a non-socket file type from st_mode.
+func fileTypeDesc(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a pipe or FIFO"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case 0:
+		return "an anonymous inode (eventfd, epoll, pidfd, ...)"
+	}
+	return fmt.Sprintf("a file of type %#o", mode&unix.S_IFMT)
+}
+
+// pollableCopy returns a new *os.File holding a close-on-exec duplicate of
+// f's descriptor, put in non-blocking mode when the poller can wait on it so
+// that the file is pollable. f is left open.
+func pollableCopy(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, os.NewSyscallError("fcntl", derr)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(nfd, &st); err != nil {
+		unix.Close(nfd)
+		return nil, os.NewSyscallError("fstat", err)
+	}
+	if pollableType(uint32(st.Mode)) {
+		if err := unix.SetNonblock(nfd, true); err != nil {
+			unix.Close(nfd)
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+	}
+	// os.NewFile registers a non-blocking descriptor with the poller.
+	return os.NewFile(uintptr(nfd), f.Name()), nil
+}
+
+// pollableType reports whether the poller can wait on a file of this type:
+// not on regular files and directories, and not on FIFOs where kqueue misses
+// the last writer's close (Go issue 24164).
+func pollableType(mode uint32) bool {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFDIR:
+		return false
+	case unix.S_IFIFO:
+		return fifoPollable
+	}
+	return true
+}
+
+// fifoPollable says whether the poller handles FIFOs (kqueue on darwin does
+// not report the last writer's close).
+const fifoPollable = runtime.GOOS != "darwin"

@@ -1,0 +1,161 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package activation
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The trampoline is this program's own executable started with arguments
+//
+//	trampolineArg0 trampolineVersion HOP FDS NAMES PATH ARGV0 ARGV1 ...
+//
+// FDS lists, comma-separated, the descriptor that holds each file (3, 4, ...
+// when exec.Cmd has put them in place; high numbers after Exec), NAMES is the
+// LISTEN_FDNAMES value, PATH the program to exec and ARGV0... its arguments.
+// HOP counts the times the trampoline has had to exec itself again.
+const (
+	trampolineArg0    = "fdsend-activation-trampoline"
+	trampolineVersion = "1"
+	trampolineMinArgs = 7
+	maxHops           = 3
+	trampolineExit    = 127
+)
+
+func init() {
+	if len(os.Args) < trampolineMinArgs || os.Args[0] != trampolineArg0 || os.Args[1] != trampolineVersion {
+		return
+	}
+	err := trampoline(os.Args)
+	msg := "fdsend/activation trampoline: " + err.Error() + "\n"
+	unix.Write(2, []byte(msg))
+	os.Exit(trampolineExit)
+}
+
+// trampolineArgs builds the trampoline's argument list.
+func trampolineArgs(hop int, fds []int, names []string, path string, argv []string) []string {
+	args := make([]string, 0, 6+len(argv))
+	args = append(args, trampolineArg0, trampolineVersion, strconv.Itoa(hop), fdList(fds), joinNames(names), path)
+	return append(args, argv...)
+}
+
+// trampoline puts the files in place and execs the program; it returns only
+// on error. It runs in a process image that has just started, before main.
+func trampoline(args []string) error {
+	if unix.Getuid() != unix.Geteuid() || unix.Getgid() != unix.Getegid() {
+		return errors.New("refusing to run in a set-user-ID or set-group-ID process")
+	}
+	hop, err := strconv.Atoi(args[2])
+	if err != nil || hop < 0 || hop >= maxHops {
+		return fmt.Errorf("bad hop count %q", args[2])
+	}
+	var fds []int
+	if args[3] != "" {
+		for s := range strings.SplitSeq(args[3], ",") {
+			fd, err := strconv.Atoi(s)
+			if err != nil || fd < 0 {
+				return fmt.Errorf("bad descriptor list %q", args[3])
+			}
+			fds = append(fds, fd)
+		}
+	}
+	n := len(fds)
+	var names []string
+	if n > 0 {
+		names = strings.Split(args[4], ":")
+	} else if args[4] != "" {
+		return fmt.Errorf("names %q for no descriptors", args[4])
+	}
+	if len(names) != n {
+		return fmt.Errorf("%d names for %d descriptors", len(names), n)
+	}
+	for i, fd := range fds {
+		if fd != listenStart+i && fd < listenStart+n {
+			return fmt.Errorf("descriptor %d for slot %d overlaps the slots", fd, listenStart+i)
+		}
+	}
+	path, argv := args[5], args[6:]
+
+	// Nothing may fork while descriptors are being moved.
+	syscall.ForkLock.Lock()
+
+	// Move each file into its slot. A slot is free, or holds a descriptor
+	// that came through exec (not close-on-exec: a placeholder from Exec, or
+	// the file itself), which nothing in this image uses and which can be
+	// overwritten. A close-on-exec descriptor in a slot was opened by this
+	// image (the Go runtime's poller, when standard input is non-blocking)
+	// and must not be touched: the slot is then handed over to the next
+	// image by clearing the flag, and the trampoline execs itself again.
+	again := false
+	for i, src := range fds {
+		slot := listenStart + i
+		if src == slot {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(slot), unix.F_GETFD, 0)
+		switch {
+		case err == unix.EBADF || err == nil && flags&unix.FD_CLOEXEC == 0:
+			if err := unix.Dup2(src, slot); err != nil {
+				return fmt.Errorf("moving descriptor %d to %d: %w", src, slot, os.NewSyscallError("dup2", err))
+			}
+		case err != nil:
+			return fmt.Errorf("descriptor %d: %w", slot, os.NewSyscallError("fcntl", err))
+		default:
+			if _, err := unix.FcntlInt(uintptr(slot), unix.F_SETFD, flags&^unix.FD_CLOEXEC); err != nil {
+				return fmt.Errorf("descriptor %d: %w", slot, os.NewSyscallError("fcntl", err))
+			}
+			again = true
+		}
+	}
+	if again {
+		self, err := selfExe()
+		if err != nil {
+			return err
+		}
+		if hop+1 >= maxHops {
+			return fmt.Errorf("descriptors %d..%d still taken after %d re-execs", listenStart, listenStart+n-1, hop)
+		}
+		err = syscall.Exec(self, trampolineArgs(hop+1, fds, names, path, argv), os.Environ())
+		return fmt.Errorf("re-exec %s: %w", self, err)
+	}
+
+	for i := range n {
+		slot := listenStart + i
+		if _, err := unix.FcntlInt(uintptr(slot), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("descriptor %d (%s): %w", slot, names[i], os.NewSyscallError("fcntl", err))
+		}
+		fl, err := unix.FcntlInt(uintptr(slot), unix.F_GETFL, 0)
+		if err != nil {
+			return fmt.Errorf("descriptor %d (%s): %w", slot, names[i], os.NewSyscallError("fcntl", err))
+		}
+		if fl&unix.O_NONBLOCK != 0 {
+			if _, err := unix.FcntlInt(uintptr(slot), unix.F_SETFL, fl&^unix.O_NONBLOCK); err != nil {
+				return fmt.Errorf("descriptor %d (%s): %w", slot, names[i], os.NewSyscallError("fcntl", err))
+			}
+		}
+	}
+	if err := cloexecFrom(listenStart + n); err != nil {
+		return err
+	}
+
+	var extra []string
+	if n > 0 {
+		extra = append(extra,
+			envFDs+"="+strconv.Itoa(n),
+			envFDNames+"="+joinNames(names),
+			envPID+"="+strconv.Itoa(os.Getpid()))
+		if id, ok := ownPidfdID(); ok {
+			extra = append(extra, envPIDFDID+"="+strconv.FormatUint(id, 10))
+		}
+	}
+	env := replaceListenVars(os.Environ(), extra...)
+	err = syscall.Exec(path, argv, env)
+	return fmt.Errorf("exec %s: %w", path, err)
+}
