@@ -86,33 +86,9 @@ func trampoline(args []string) error {
 	// Nothing may fork while descriptors are being moved.
 	syscall.ForkLock.Lock()
 
-	// Move each file into its slot. A slot is free, or holds a descriptor
-	// that came through exec (not close-on-exec: a placeholder from Exec, or
-	// the file itself), which nothing in this image uses and which can be
-	// overwritten. A close-on-exec descriptor in a slot was opened by this
-	// image (the Go runtime's poller, when standard input is non-blocking)
-	// and must not be touched: the slot is then handed over to the next
-	// image by clearing the flag, and the trampoline execs itself again.
-	again := false
-	for i, src := range fds {
-		slot := listenStart + i
-		if src == slot {
-			continue
-		}
-		flags, err := unix.FcntlInt(uintptr(slot), unix.F_GETFD, 0)
-		switch {
-		case err == unix.EBADF || err == nil && flags&unix.FD_CLOEXEC == 0:
-			if err := unix.Dup2(src, slot); err != nil {
-				return fmt.Errorf("moving descriptor %d to %d: %w", src, slot, os.NewSyscallError("dup2", err))
-			}
-		case err != nil:
-			return fmt.Errorf("descriptor %d: %w", slot, os.NewSyscallError("fcntl", err))
-		default:
-			if _, err := unix.FcntlInt(uintptr(slot), unix.F_SETFD, flags&^unix.FD_CLOEXEC); err != nil {
-				return fmt.Errorf("descriptor %d: %w", slot, os.NewSyscallError("fcntl", err))
-			}
-			again = true
-		}
+	again, err := placeFiles(listenStart, fds)
+	if err != nil {
+		return err
 	}
 	if again {
 		self, err := selfExe()
@@ -158,4 +134,38 @@ func trampoline(args []string) error {
 	env := replaceListenVars(os.Environ(), extra...)
 	err = syscall.Exec(path, argv, env)
 	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+// placeFiles moves the file held by descriptor fds[i] into slot start+i,
+// for each i. A slot is free, or holds a descriptor that came through exec
+// (not close-on-exec: a placeholder from Exec, or the file itself), which
+// nothing in this image uses and which can be overwritten. A close-on-exec
+// descriptor in a slot was opened by this image (the Go runtime opens its
+// poller and cgroup files as it starts) and must not be touched: placeFiles
+// then clears its close-on-exec flag so that the slot stays taken across the
+// next exec, and reports again, telling the caller to exec the trampoline
+// once more; in that image the slot holds a dead copy that can be
+// overwritten.
+func placeFiles(start int, fds []int) (again bool, err error) {
+	for i, src := range fds {
+		slot := start + i
+		if src == slot {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(slot), unix.F_GETFD, 0)
+		switch {
+		case err == unix.EBADF || err == nil && flags&unix.FD_CLOEXEC == 0:
+			if err := unix.Dup2(src, slot); err != nil {
+				return false, fmt.Errorf("moving descriptor %d to %d: %w", src, slot, os.NewSyscallError("dup2", err))
+			}
+		case err != nil:
+			return false, fmt.Errorf("descriptor %d: %w", slot, os.NewSyscallError("fcntl", err))
+		default:
+			if _, err := unix.FcntlInt(uintptr(slot), unix.F_SETFD, flags&^unix.FD_CLOEXEC); err != nil {
+				return false, fmt.Errorf("descriptor %d: %w", slot, os.NewSyscallError("fcntl", err))
+			}
+			again = true
+		}
+	}
+	return again, nil
 }
