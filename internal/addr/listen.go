@@ -250,3 +250,22 @@ func formatSockaddr(sa unix.Sockaddr) string {
 	}
 	return fmt.Sprintf("%T", sa)
 }
+
+// Local returns the local address of the socket f, formatted as Bound is
+// ("127.0.0.1:8080", "/run/app.sock", "@app"). f stays open and owned by
+// the caller.
+func Local(f *os.File) (string, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	var sa unix.Sockaddr
+	var serr error
+	if err := rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
+		return "", err
+	}
+	if serr != nil {
+		return "", os.NewSyscallError("getsockname", serr)
+	}
+	return formatSockaddr(sa), nil
+}

@@ -23,3 +23,6 @@ func Listen(a Addr, typ int) (*Listener, error) {
 
 // Close closes the socket.
 func (l *Listener) Close() error { return l.File.Close() }
+
+// Local is not supported on this system.
+func Local(f *os.File) (string, error) { return "", errors.ErrUnsupported }

@@ -25,9 +25,10 @@ type Listener struct {
 type Acceptor struct {
 	Listeners []Listener
 	// NewCmd builds the command for one connection. conn is the accepted
-	// socket, close-on-exec; the Acceptor closes it right after Start.
+	// socket, close-on-exec; the Acceptor closes it right after Start, and
+	// calls release (if not nil) then too, whether or not Start succeeded.
 	// name is the Name of the listener it came from.
-	NewCmd func(conn *os.File, name string) (*exec.Cmd, error)
+	NewCmd func(conn *os.File, name string) (cmd *exec.Cmd, release func(), err error)
 	// Logf, if not nil, receives one line per connection and exit.
 	Logf func(format string, args ...any)
 }
@@ -127,9 +128,12 @@ func (a *Acceptor) Run(signals <-chan os.Signal) (int, error) {
 		}
 		select {
 		case c := <-conns:
-			cmd, err := a.NewCmd(c.conn, c.name)
+			cmd, release, err := a.NewCmd(c.conn, c.name)
 			if err == nil {
 				err = cmd.Start()
+			}
+			if release != nil {
+				release()
 			}
 			c.conn.Close()
 			if err != nil {

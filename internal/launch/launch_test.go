@@ -307,10 +307,10 @@ func TestAcceptor(t *testing.T) {
 	acc := &Acceptor{
 		Listeners: []Listener{{File: l.File, Name: "web"}},
 		Logf:      t.Logf,
-		NewCmd: func(conn *os.File, name string) (*exec.Cmd, error) {
+		NewCmd: func(conn *os.File, name string) (*exec.Cmd, func(), error) {
 			cmd := exec.Command("/bin/sh", "-c", `echo "hello $1 $$"; read line; echo "bye $line"; trap 'exit 5' TERM; while :; do sleep 0.02; done`, "sh", name)
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = conn, conn, os.Stderr
-			return cmd, nil
+			return cmd, nil, nil
 		},
 	}
 	done := runAsync(acc, sig)
@@ -368,8 +368,8 @@ func TestAcceptorStopWithoutChildren(t *testing.T) {
 	}
 	defer l.Close()
 	sig := make(chan os.Signal, 1)
-	acc := &Acceptor{Listeners: []Listener{{File: l.File}}, NewCmd: func(*os.File, string) (*exec.Cmd, error) {
-		return nil, errors.New("not reached")
+	acc := &Acceptor{Listeners: []Listener{{File: l.File}}, NewCmd: func(*os.File, string) (*exec.Cmd, func(), error) {
+		return nil, nil, errors.New("not reached")
 	}}
 	done := runAsync(acc, sig)
 	sig <- syscall.SIGINT

@@ -20,6 +20,8 @@ type Supervisor struct {
 	// Supervisor does right after Start (whether or not it succeeded);
 	// release may close the caller's copies then. release may be nil.
 	NewCmd func() (cmd *exec.Cmd, release func(), err error)
+	// Name names the child in log lines (cmd.Path if empty).
+	Name string
 	// Logf, if not nil, receives one line for each start, exit and restart.
 	Logf func(format string, args ...any)
 }
@@ -59,7 +61,11 @@ func (s *Supervisor) Run(signals <-chan os.Signal) (int, error) {
 			continue
 		}
 		started := time.Now()
-		s.logf("started %s as pid %d", cmd.Path, cmd.Process.Pid)
+		name := s.Name
+		if name == "" {
+			name = cmd.Path
+		}
+		s.logf("started %s as pid %d", name, cmd.Process.Pid)
 		status, stopped := s.wait(cmd, signals)
 		lived := time.Since(started)
 		if stopped {
