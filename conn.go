@@ -19,6 +19,11 @@ import (
 // read several at a time, larger ones go straight into the returned buffer.
 const readAhead = 4096
 
+// initialAlloc is the most ReadMsg allocates for a message's data before the
+// data arrives; larger messages grow their buffer as it does. Messages up to
+// this size cost exactly one allocation.
+const initialAlloc = 1 << 20
+
 // Conn sends and receives whole messages with any number of files over a
 // SOCK_STREAM Unix socket, in the format of PROTOCOL.md. Message boundaries
 // are kept, more than 253 files are split over several system calls
@@ -50,6 +55,7 @@ type Conn struct {
 	fdbuf     [maxFilesPerMsg]int
 	msgFiles  []int  // descriptors of the message being read
 	msgData   []byte // data of the message being read (final frame)
+	msgLen    int    // its length, announced by the frame header
 	msgGot    int    // bytes of msgData filled
 	inData    bool   // reading the final frame's data
 	inMessage bool   // a frame of the current message has been read
@@ -246,8 +252,15 @@ func (c *Conn) ReadMsg() (data []byte, files []*os.File, err error) {
 			k := copy(c.msgData[c.msgGot:], c.rbuf[c.rstart:c.rend])
 			c.rstart += k
 			c.msgGot += k
-			if c.msgGot == len(c.msgData) {
+			if c.msgGot == c.msgLen {
 				return c.finishMessage()
+			}
+			if c.msgGot == len(c.msgData) {
+				// Past the first allocation: grow as the data arrives, so
+				// a header alone cannot make us allocate the read limit.
+				grown := make([]byte, min(2*len(c.msgData), c.msgLen))
+				copy(grown, c.msgData)
+				c.msgData = grown
 			}
 			// Read the rest of the frame straight into the message, never
 			// past the frame's end.
@@ -316,7 +329,8 @@ func (c *Conn) readHeader() error {
 	}
 	next := start + frameHeaderLen + int64(h.length)
 	if !h.more {
-		c.msgData = make([]byte, h.length)
+		c.msgLen = int(h.length)
+		c.msgData = make([]byte, min(c.msgLen, initialAlloc))
 		c.msgGot = 0
 		c.inData = true
 	}
@@ -349,7 +363,7 @@ func (c *Conn) checkOrphans(next int64) error {
 // not yet parsed.
 func (c *Conn) nextFrameStart() int64 {
 	if c.inData {
-		return c.roff + int64(len(c.msgData)-c.msgGot) - int64(c.rend-c.rstart)
+		return c.roff + int64(c.msgLen-c.msgGot) - int64(c.rend-c.rstart)
 	}
 	return c.roff - int64(c.rend-c.rstart)
 }
@@ -403,7 +417,7 @@ func (c *Conn) endOfStream() error {
 
 // finishMessage hands over the message just completed.
 func (c *Conn) finishMessage() ([]byte, []*os.File, error) {
-	data := c.msgData
+	data := c.msgData[:c.msgLen]
 	var files []*os.File
 	if len(c.msgFiles) > 0 {
 		files = make([]*os.File, len(c.msgFiles))
@@ -412,7 +426,7 @@ func (c *Conn) finishMessage() ([]byte, []*os.File, error) {
 		}
 	}
 	c.msgFiles = c.msgFiles[:0]
-	c.msgData, c.msgGot, c.inData, c.inMessage = nil, 0, false, false
+	c.msgData, c.msgLen, c.msgGot, c.inData, c.inMessage = nil, 0, 0, false, false
 	return data, files, nil
 }
 
@@ -436,7 +450,7 @@ func (c *Conn) discard() {
 		}
 	}
 	c.msgFiles, c.batches = nil, nil
-	c.msgData, c.msgGot, c.inData, c.inMessage = nil, 0, false, false
+	c.msgData, c.msgLen, c.msgGot, c.inData, c.inMessage = nil, 0, 0, false, false
 	c.rstart, c.rend = 0, 0
 }
 
