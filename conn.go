@@ -38,10 +38,12 @@ type Conn struct {
 
 	typeOnce sync.Once
 	typeErr  error
+	rc       syscall.RawConn // the socket's, set by checkType
 
 	wmu  sync.Mutex
 	werr error // sticky: a write failed part-way through a message
 	whdr [frameHeaderLen]byte
+	woob [oobSendMax]byte
 
 	rmu       sync.Mutex
 	rerr      error // sticky: end of stream or protocol error
@@ -107,6 +109,7 @@ func (c *Conn) checkType() error {
 			c.typeErr = err
 			return
 		}
+		c.rc = rc
 		var typ int
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
@@ -155,10 +158,7 @@ func (c *Conn) WriteMsg(data []byte, files ...any) error {
 		return c.werr
 	}
 	return holdFDs(files, func(fds []int) error {
-		rc, err := c.uc.SyscallConn()
-		if err != nil {
-			return c.opError("writemsg", err)
-		}
+		rc := c.rc
 		started := false
 		for first := true; first || len(fds) > 0; first = false {
 			n := min(len(fds), maxFilesPerMsg)
@@ -190,8 +190,7 @@ func (c *Conn) WriteMsg(data []byte, files ...any) error {
 func (c *Conn) writeFrame(rc syscall.RawConn, hdr, data []byte, fds []int, started *bool) error {
 	var oob []byte
 	if len(fds) > 0 {
-		oob = make([]byte, unix.CmsgSpace(4*len(fds)))
-		putRightsHeader(oob, len(fds))
+		oob = c.woob[:putRightsHeader(c.woob[:], len(fds))]
 		for i, fd := range fds {
 			putFD(oob, i, fd)
 		}
