@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/fdsend/fdsend"
@@ -86,4 +87,103 @@ func ExampleSend_errno() {
 	_, err = fdsend.Send(null, []byte("x"), null)
 	fmt.Println(err)
 	// Output: sendmsg: socket operation on non-socket
+}
+
+// A Conn carries whole messages with any number of files: here 300, more
+// than one sendmsg can carry.
+func ExampleConn() {
+	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w, r := fdsend.NewConn(a), fdsend.NewConn(b)
+	defer w.Close()
+	defer r.Close()
+
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer null.Close()
+	files := make([]any, 300)
+	for i := range files {
+		files[i] = null
+	}
+	go func() {
+		if err := w.WriteMsg([]byte("three hundred"), files...); err != nil {
+			log.Print(err)
+		}
+	}()
+
+	data, got, err := r.ReadMsg()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range got {
+		f.Close() // the reader owns what it received
+	}
+	fmt.Printf("%s: %d files\n", data, len(got))
+	// Output: three hundred: 300 files
+}
+
+// A Listener on a socket file only its owner can reach (0600 by default),
+// accepting only peers of the listed UIDs.
+func ExampleListenConfig() {
+	dir, err := os.MkdirTemp("", "fdsend-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "helper.sock")
+
+	lc := fdsend.ListenConfig{AllowUIDs: []int{os.Getuid()}}
+	l, err := lc.Listen(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close() // removes the socket file
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			log.Print(err)
+			return
+		}
+		defer f.Close()
+		c.WriteMsg([]byte("an open file for you"), f)
+	}()
+
+	c, err := fdsend.Dial(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	data, files, err := c.ReadMsg()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer files[0].Close()
+	st, _ := os.Stat(path)
+	fmt.Printf("%s (%d file); socket mode %v\n", data, len(files), st.Mode().Perm())
+	// Output: an open file for you (1 file); socket mode -rw-------
+}
+
+// PeerCred tells who is at the other end of a Unix socket.
+func ExamplePeerCred() {
+	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	cred, err := fdsend.PeerCred(b)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cred.PID == os.Getpid(), cred.UID == os.Getuid())
+	// Output: true true
 }
