@@ -243,7 +243,14 @@ func childUDPServer() {
 	}
 }
 
-// parseResult is what the "parse" child prints.
+// parseCase is one case of TestMalformedEnv, as the "parse" child gets it.
+type parseCase struct {
+	PID     string            // "self", "other", "unset" or a literal
+	PIDFDID string            // "self", "other", "" (unset) or a literal
+	Env     map[string]string // LISTEN_FDS and LISTEN_FDNAMES, when set
+}
+
+// parseResult is what the "parse" child reports for a case.
 type parseResult struct {
 	Names       []string
 	Err         string
@@ -251,51 +258,89 @@ type parseResult struct {
 	Same        bool
 	NewFDs      []string // descriptors open after Files that were not before
 	StillOpen   []int    // inherited descriptors still open after Files
+	OpenAfter   []int    // inherited descriptors open after closing the Files
 	EnvAfter    []string
 	PanicString string
 }
 
-// childParse sets LISTEN_PID (and LISTEN_PIDFDID) as asked, since only the
-// child knows its PID, calls Files twice and reports.
+// childParse runs every case of ACTIVATION_TEST_CASES on the descriptors 3
+// and 4 it inherited: for each, it sets the variables (LISTEN_PID and
+// LISTEN_PIDFDID here, since only the child knows its PID), parses them
+// twice with a fresh set as Files does, and reports. Between cases it closes
+// what was adopted and puts 3 and 4 back from copies made at start.
 func childParse() {
-	var res parseResult
+	var cases []parseCase
+	if err := json.Unmarshal([]byte(os.Getenv("ACTIVATION_TEST_CASES")), &cases); err != nil {
+		panic(err)
+	}
+	var saved [2]int
+	for i := range saved {
+		fd, err := unix.FcntlInt(uintptr(listenStart+i), unix.F_DUPFD_CLOEXEC, 100)
+		if err != nil {
+			panic(err)
+		}
+		saved[i] = fd
+	}
+	results := make([]parseResult, len(cases))
+	for i, c := range cases {
+		for j, fd := range saved {
+			if err := unix.Dup2(fd, listenStart+j); err != nil {
+				panic(err)
+			}
+		}
+		results[i] = parseOne(c)
+	}
+	json.NewEncoder(os.Stdout).Encode(results)
+}
+
+func parseOne(c parseCase) (res parseResult) {
 	defer func() {
 		if p := recover(); p != nil {
 			res.PanicString = fmt.Sprint(p)
 		}
-		json.NewEncoder(os.Stdout).Encode(res)
 	}()
-	switch v := os.Getenv("ACTIVATION_TEST_PID"); v {
+	unsetListenVars()
+	switch c.PID {
 	case "self":
 		os.Setenv(envPID, strconv.Itoa(os.Getpid()))
 	case "other":
 		os.Setenv(envPID, strconv.Itoa(os.Getppid()))
+	case "unset":
+	default:
+		os.Setenv(envPID, c.PID)
 	}
-	switch v := os.Getenv("ACTIVATION_TEST_PIDFDID"); v {
+	switch c.PIDFDID {
+	case "":
 	case "self", "other":
 		id, ok := ownPidfdID()
 		if !ok {
 			res.Err = "test: no pidfs"
-			return
+			return res
 		}
-		if v == "other" {
+		if c.PIDFDID == "other" {
 			id++
 		}
 		os.Setenv(envPIDFDID, strconv.FormatUint(id, 10))
+	default:
+		os.Setenv(envPIDFDID, c.PIDFDID)
+	}
+	for k, v := range c.Env {
+		os.Setenv(k, v)
 	}
 	before := map[int]string{}
 	for _, s := range openFDs() {
 		before[s.FD] = s.Target
 	}
-	fs, err := Files()
-	fs2, err2 := Files()
+	s := &set{load: loadInherited}
+	fs, err := s.list(true)
+	fs2, err2 := s.list(true)
 	if err != nil {
 		res.Err = err.Error()
 	}
 	if err2 != nil {
 		res.SecondErr = err2.Error()
 	}
-	res.Same = len(fs) == len(fs2) && (err == nil) == (err2 == nil)
+	res.Same = len(fs) == len(fs2) && err == err2
 	for i := range fs {
 		res.Names = append(res.Names, fs[i].Name)
 		if fs[i] != fs2[i] {
@@ -316,6 +361,12 @@ func childParse() {
 	for _, f := range fs {
 		f.File.Close()
 	}
+	for fd := listenStart; fd < listenStart+2; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			res.OpenAfter = append(res.OpenAfter, fd)
+		}
+	}
+	return res
 }
 
 // childExec opens sockets of its own (so that its runtime holds low

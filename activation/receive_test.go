@@ -27,8 +27,7 @@ import (
 // testSet builds a set from descriptors this test opens (duplicates, so the
 // originals stay the test's), as if inherited in that order.
 type testSet struct {
-	s       *set
-	closers []io.Closer
+	s *set
 }
 
 func newTestSet(t *testing.T, items ...any) *testSet {
@@ -510,44 +509,39 @@ func TestMalformedEnv(t *testing.T) {
 		{name: "name of 255", pid: "self", fds: "2", names: ptr("a:" + long[:255]), want: []string{"a", long[:255]}},
 		{name: "utf-8 name", pid: "self", fds: "2", names: ptr("é:ü"), want: []string{"é", "ü"}},
 	}
-	exe := testExe(t)
-	for _, c := range cases {
+	pcs := make([]parseCase, len(cases))
+	for i, c := range cases {
+		pcs[i] = parseCase{PID: c.pid, PIDFDID: c.pidfdid, Env: map[string]string{}}
+		if c.fds != "" {
+			pcs[i].Env[envFDs] = c.fds
+		}
+		if c.names != nil {
+			pcs[i].Env[envFDNames] = *c.names
+		}
+	}
+	js, err := json.Marshal(pcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	cmd := exec.Command(testExe(t), "-test.run=^$")
+	cmd.Env = testEnv("parse", "ACTIVATION_TEST_CASES="+string(js))
+	cmd.ExtraFiles = []*os.File{pr, pw}
+	var results []parseResult
+	if err := json.Unmarshal(runChild(t, cmd), &results); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(cases) {
+		t.Fatalf("%d results for %d cases", len(results), len(cases))
+	}
+	for i, c := range cases {
+		res := results[i]
 		t.Run(c.name, func(t *testing.T) {
-			fdtest.Check(t)
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
-			defer pw.Close()
-			env := testEnv("parse")
-			switch c.pid {
-			case "self", "other":
-				env = append(env, "ACTIVATION_TEST_PID="+c.pid)
-			case "unset":
-			default:
-				env = append(env, envPID+"="+c.pid)
-			}
-			switch c.pidfdid {
-			case "":
-			case "self", "other":
-				env = append(env, "ACTIVATION_TEST_PIDFDID="+c.pidfdid)
-			default:
-				env = append(env, envPIDFDID+"="+c.pidfdid)
-			}
-			if c.fds != "" {
-				env = append(env, envFDs+"="+c.fds)
-			}
-			if c.names != nil {
-				env = append(env, envFDNames+"="+*c.names)
-			}
-			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = env
-			cmd.ExtraFiles = []*os.File{pr, pw}
-			var res parseResult
-			if err := json.Unmarshal(runChild(t, cmd), &res); err != nil {
-				t.Fatal(err)
-			}
 			if res.PanicString != "" {
 				t.Fatalf("panic: %s", res.PanicString)
 			}
@@ -573,10 +567,13 @@ func TestMalformedEnv(t *testing.T) {
 			if len(res.EnvAfter) != 0 {
 				t.Errorf("LISTEN_* left set: %v", res.EnvAfter)
 			}
-			// The inherited descriptors are left alone unless adopted (and the
-			// child then closed them).
-			if c.want == nil && fmt.Sprint(res.StillOpen) != "[3 4]" {
+			// The inherited descriptors stay open; when adopted, closing the
+			// Files closes them.
+			if fmt.Sprint(res.StillOpen) != "[3 4]" {
 				t.Errorf("inherited descriptors open after Files: %v, want [3 4]", res.StillOpen)
+			}
+			if c.want != nil && len(res.OpenAfter) != 0 {
+				t.Errorf("adopted descriptors still open after closing the Files: %v", res.OpenAfter)
 			}
 		})
 	}
