@@ -387,3 +387,27 @@ func TestAcceptorStopWithoutChildren(t *testing.T) {
 		t.Fatal("Acceptor on a datagram socket: no error")
 	}
 }
+
+// TestSupervisorStopGrace: a child that ran for more than a second and died
+// of SIGINT is not restarted at once, so the launcher's own SIGINT (Ctrl-C
+// reaches the whole process group) arriving just after still stops it.
+func TestSupervisorStopGrace(t *testing.T) {
+	fdtest.Check(t)
+	var starts atomic.Int32
+	sig := make(chan os.Signal, 1)
+	s := &Supervisor{Restart: RestartAlways, NewCmd: shCmd(&starts, nil, "sleep 1.1; kill -INT $$")}
+	s.Logf = func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		t.Log(line)
+		if strings.Contains(line, "exited with status 130") {
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				sig <- syscall.SIGINT
+			}()
+		}
+	}
+	r := await(t, runAsync(s, sig))
+	if r.status != 130 || starts.Load() != 1 {
+		t.Fatalf("status %d, %d starts; want 130, 1", r.status, starts.Load())
+	}
+}

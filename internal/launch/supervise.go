@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 )
 
@@ -37,6 +38,11 @@ func (s *Supervisor) logf(format string, args ...any) {
 // returns the status to exit with: the last child's ExitStatus, or 128+N
 // when stop signal N arrives while no child is running (waiting to
 // restart).
+//
+// The pause before a restart comes from Backoff, but is at least 100 ms
+// when the child died of SIGINT or SIGTERM: a Ctrl-C reaches the whole
+// process group, and the launcher's own copy may arrive just after the
+// child's death; it then stops Run instead of killing a fresh child.
 //
 // Every signal received on signals is forwarded to the running child; one
 // that arrives while none runs is dropped (and logged), except that a stop
@@ -77,11 +83,25 @@ func (s *Supervisor) Run(signals <-chan os.Signal) (int, error) {
 			return status, nil
 		}
 		d := s.Backoff.Delay(lived, status != 0)
+		if diedOfStop(status) && d < stopGrace {
+			// Ctrl-C reaches the whole process group at once: give our
+			// own SIGINT the time to arrive before starting a new child.
+			d = stopGrace
+		}
 		s.logf("pid %d exited with status %d after %v; restarting in %v", cmd.Process.Pid, status, lived.Round(time.Millisecond), d)
 		if status, stop := s.pause(d, signals); stop {
 			return status, nil
 		}
 	}
+}
+
+// stopGrace is the least pause before restarting a child that died of
+// SIGINT or SIGTERM, which may have been sent to the launcher too.
+const stopGrace = 100 * time.Millisecond
+
+// diedOfStop reports whether status says a stop signal killed the child.
+func diedOfStop(status int) bool {
+	return status == 128+int(syscall.SIGINT) || status == 128+int(syscall.SIGTERM)
 }
 
 // start builds and starts one child.
