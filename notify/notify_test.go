@@ -3,6 +3,7 @@
 package notify_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -521,8 +522,15 @@ print(repr(msg.decode()), len(fds), os.read(fds[0], 64).decode() if fds else "",
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		line := make([]byte, 6)
-		if _, err := stdout.Read(line); err != nil || string(line) != "bound\n" {
+		waited := false
+		defer func() {
+			if !waited {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		}()
+		out := bufio.NewReader(stdout)
+		if line, err := out.ReadString('\n'); err != nil || line != "bound\n" {
 			t.Fatalf("python: %q %v", line, err)
 		}
 		r, w, err := os.Pipe()
@@ -536,7 +544,8 @@ print(repr(msg.decode()), len(fds), os.read(fds[0], 64).decode() if fds else "",
 		if !sent || err != nil {
 			t.Fatalf("Store to python at %s = (%v, %v)", addr, sent, err)
 		}
-		rest, _ := readAll(stdout)
+		rest, _ := readAll(out)
+		waited = true
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("python: %v", err)
 		}

@@ -1,0 +1,21 @@
+//go:build darwin || freebsd || netbsd || openbsd
+
+package fdstore
+
+import (
+	"fmt"
+	"os"
+)
+
+const supported = true
+
+// watcher: stored descriptors are not watched on this system.
+type watcher struct{}
+
+func newWatcher() (*watcher, error)                        { return nil, nil }
+func (w *watcher) add(*os.File, uint64) (bool, error)      { return false, nil }
+func (w *watcher) del(*os.File)                            {}
+func (w *watcher) run(func(id uint64, events uint32) bool) {}
+func (w *watcher) close()                                  {}
+func eventNames(ev uint32) string                          { return fmt.Sprintf("events %#x", ev) }
+func sameFile(a, b *os.File) bool                          { return false }
