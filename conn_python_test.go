@@ -484,3 +484,34 @@ func TestConnWireExample(t *testing.T) {
 		}
 	}
 }
+
+// PROTOCOL.md: a receiver's control buffer has room for 253 descriptors plus
+// the credentials Linux adds to every read once SO_PASSCRED is set, so a
+// full frame is not cut (MSG_CTRUNC) on such a socket.
+func TestConnPythonPassCred(t *testing.T) {
+	fdtest.Check(t)
+	dir, _ := fdframeFiles(t, 506)
+	c, wait := fdframePeer(t, nil, "send-many", dir, "253:3", "506:0", "0:9")
+	rc, err := c.UnixConn().SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_PASSCRED, 1)
+	}); err != nil || serr != nil {
+		t.Fatalf("SO_PASSCRED: %v %v", err, serr)
+	}
+	for _, tc := range []fdframeCase{{253, 3}, {506, 0}, {0, 9}} {
+		data, files, err := c.ReadMsg()
+		if err != nil {
+			t.Fatalf("%v: ReadMsg: %v", tc, err)
+		}
+		if !bytes.Equal(data, fdframePattern(tc.size)) {
+			t.Errorf("%v: got %d bytes", tc, len(data))
+		}
+		fdframeCheckFiles(t, tc.String(), files, tc.files)
+		closeAll(files)
+	}
+	wait()
+}

@@ -652,6 +652,22 @@ def _expect_error(kind, read_ahead):
         b.close()
 
 
+def _passcred():
+    """SO_PASSCRED adds credentials to every read: full frames still fit."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    fds = _devnulls(506)
+    try:
+        write_msg(a, b"cred", fds)
+        got, rfds = Reader(b).read_msg()
+        _close_fds(rfds)
+        _check(got == b"cred" and len(rfds) == 506, "SO_PASSCRED: %r with %d fds" % (got, len(rfds)))
+    finally:
+        _close_fds(fds)
+        a.close()
+        b.close()
+
+
 def _limits():
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     fds = _devnulls(300)
@@ -725,6 +741,7 @@ def selftest():
         for ra in (1, 4096):
             _expect_error(kind, ra)
     _limits()
+    _passcred()
     after = _open_fd_count()
     _check(after == before, "descriptor leak: %d open before, %d after" % (before, after))
     print("selftest ok", json.dumps(stats))
