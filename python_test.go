@@ -22,7 +22,7 @@ func runPython(t *testing.T, script string, sock *os.File, args ...string) strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "python3", append([]string{"-c", script}, args...)...)
+	cmd := exec.CommandContext(ctx, fdframePython(), append([]string{"-c", script}, args...)...)
 	cmd.ExtraFiles = []*os.File{sock}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
