@@ -68,6 +68,9 @@ type Server struct {
 // outer is the launcher's own NOTIFY_SOCKET ("" if none): READY=1 and STATUS= are relayed to it.
 // logf (may be nil) receives diagnostics.
 //
+// logf may be called from several goroutines at once (receiver, hang-up
+// watcher, relay), never after Close has returned.
+//
 // The socket and every descriptor the Server receives are close-on-exec. A
 // negative max or an outer address notify.CheckAddr refuses is an error
 // before anything is created; on systems without Unix descriptor passing

@@ -777,7 +777,7 @@ func TestPollHangup(t *testing.T) {
 	if !l.has("EPOLLHUP") {
 		t.Errorf("no diagnostic naming EPOLLHUP")
 	}
-	// 5 descriptors closed by the test (rs, ws, b, a), 2 kept by the store.
+	// 6 descriptors closed by the test (2 rs, 2 ws, b, a), 2 kept by the store.
 	if n := fdtest.Count(t); n != before-6+2 {
 		t.Fatalf("%d descriptors open, want %d", n, before-6+2)
 	}
