@@ -1,0 +1,312 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/launch"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	register(&subcommand{
+		name:    "activate",
+		summary: "listen on sockets and run a program with them (socket activation), restarting it if asked",
+		run:     runActivate,
+	})
+}
+
+// defaultFDName is the name of a -l socket that --fdname does not name.
+// systemd-socket-activate sets no LISTEN_FDNAMES at all then, and
+// libsystemd's sd_listen_fds_with_names reports "unknown" for every
+// descriptor; we must set LISTEN_FDNAMES (inherited descriptors keep their
+// names), so we write that same "unknown".
+const defaultFDName = "unknown"
+
+// connectionFDName is the name of an accepted connection (--accept) whose
+// listener has no name of its own, as systemd names Accept=yes connections.
+const connectionFDName = "connection"
+
+// listenVars are set by the launcher for each child; -E may not set them.
+var listenVars = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID"}
+
+const activateUsage = `Usage: fdsend activate [OPTIONS] [--] COMMAND [ARGS...]
+
+Listen on the given sockets and run COMMAND at once with them, by systemd's
+socket-activation protocol: the sockets are descriptors 3, 4, ... in blocking
+mode, with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES set. Descriptors this
+launcher inherited through LISTEN_FDS are passed on first, with their names;
+then its own -l sockets, named by --fdname (default "unknown"). The sockets
+stay open in the launcher, so with --restart connections made while COMMAND
+is being restarted wait in the backlog.
+
+SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 are forwarded to the child (to
+every child with --accept). After SIGTERM or SIGINT nothing is restarted and
+the launcher exits with the child's status (128+N if signal N killed it).
+
+Options:
+  -l, --listen=ADDR            listen on ADDR (repeatable)
+  -d, --datagram               datagram sockets instead of stream sockets
+      --seqpacket              SOCK_SEQPACKET sockets instead of stream sockets
+  -a, --accept                 one child per connection, the connection as fd 3
+      --inetd                  the socket (with -a, the connection) as stdin and
+                               stdout instead, without LISTEN_* variables
+  -E, --setenv=NAME[=VALUE]    set NAME for the child; NAME alone passes the
+                               launcher's value (repeatable)
+      --fdname=NAME[:NAME...]  names of the -l sockets: one name for all, or
+                               one per -l (default "unknown")
+      --restart=POLICY         restart the child when it exits: no (default),
+                               on-failure or always; quick failures back off
+                               from 100 ms to 5 s
+      --fdstore=N              give the child a NOTIFY_SOCKET that keeps up to N
+                               descriptors it stores (FDSTORE=1) and passes
+                               them back, named, after a restart
+  -h, --help                   show this help
+`
+
+const activateFooter = `
+ADDR is PORT (every address, IPv6 and IPv4), IPv4:PORT, [IPv6]:PORT,
+/path (a Unix socket; a stale socket file there is replaced) or @name (an
+abstract Unix socket). Host names are not resolved. Port 0 picks a free port;
+the log line on standard error says which.
+
+Exit status: the child's; 2 for a usage error (nothing started); 1 if a
+socket cannot be opened; 126 or 127 if COMMAND cannot be run.
+`
+
+// listValue is a repeatable string option; every occurrence is appended
+// (pflag's StringArray would let an aliased flag start the list afresh).
+type listValue struct {
+	list *[]string
+	typ  string
+}
+
+func (v listValue) String() string     { return strings.Join(*v.list, " ") }
+func (v listValue) Set(s string) error { *v.list = append(*v.list, s); return nil }
+func (v listValue) Type() string       { return v.typ }
+
+// activateConfig is the command line of `fdsend activate`, checked.
+type activateConfig struct {
+	addrs    []addr.Addr
+	names    []string // one per addr
+	sockType int      // syscall.SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET
+	accept   bool
+	inetd    bool
+	setenv   []string // NAME=VALUE, in order
+	restart  launch.Restart
+	fdstore  int // -1: no store
+	argv     []string
+}
+
+// usageError is a command-line error: exit status 2, nothing started.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// activateFlags holds the options as pflag parses them.
+type activateFlags struct {
+	listen, setenv, fdnames                  []string
+	datagram, seqpacket, accept, inetd, help bool
+	restart                                  string
+	fdstore                                  int
+}
+
+// flagSet returns the flag set of `fdsend activate`, storing into f. The
+// help text is activateUsage, written by hand (a test checks that it lists
+// every flag).
+func (f *activateFlags) flagSet() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("activate", pflag.ContinueOnError)
+	fs.SetInterspersed(false) // options end at COMMAND
+	fs.SetOutput(io.Discard)  // errors are reported by the caller
+	fs.VarP(listValue{&f.listen, "ADDR"}, "listen", "l", "listen on ADDR")
+	fs.BoolVarP(&f.datagram, "datagram", "d", false, "datagram sockets")
+	fs.BoolVar(&f.seqpacket, "seqpacket", false, "seqpacket sockets")
+	fs.BoolVarP(&f.accept, "accept", "a", false, "one child per connection")
+	fs.BoolVar(&f.inetd, "inetd", false, "socket as stdin and stdout")
+	fs.VarP(listValue{&f.setenv, "NAME[=VALUE]"}, "setenv", "E", "set a variable for the child")
+	fs.Var(listValue{&f.setenv, "NAME[=VALUE]"}, "environment", "old name of --setenv")
+	fs.MarkHidden("environment") // as in systemd-socket-activate
+	fs.Var(listValue{&f.fdnames, "NAME[:NAME...]"}, "fdname", "names of the -l sockets")
+	fs.StringVar(&f.restart, "restart", "no", "restart policy")
+	fs.IntVar(&f.fdstore, "fdstore", -1, "descriptor store size")
+	fs.BoolVarP(&f.help, "help", "h", false, "show this help")
+	return fs
+}
+
+// parseActivate parses and checks the command line. help is true when
+// --help was given (the usage has been written to stdout).
+func parseActivate(args []string, stdout io.Writer) (cfg *activateConfig, help bool, err error) {
+	var f activateFlags
+	fs := f.flagSet()
+	if err := fs.Parse(args); err != nil {
+		return nil, false, usagef("%v", err)
+	}
+	if f.help {
+		io.WriteString(stdout, activateUsage+activateFooter)
+		return nil, true, nil
+	}
+	listen, setenv, fdnames := f.listen, f.setenv, f.fdnames
+	datagram, seqpacket, accept, inetd := f.datagram, f.seqpacket, f.accept, f.inetd
+	restart, fdstore := f.restart, f.fdstore
+	cfg = &activateConfig{sockType: syscall.SOCK_STREAM, accept: accept, inetd: inetd, fdstore: -1, argv: fs.Args()}
+	if len(cfg.argv) == 0 {
+		return nil, false, usagef("COMMAND is missing")
+	}
+	if cfg.argv[0] == "" {
+		return nil, false, usagef("COMMAND is empty")
+	}
+	switch {
+	case datagram && seqpacket:
+		return nil, false, usagef("--datagram and --seqpacket exclude each other")
+	case datagram:
+		cfg.sockType = syscall.SOCK_DGRAM
+	case seqpacket:
+		cfg.sockType = syscall.SOCK_SEQPACKET
+	}
+	if datagram && accept {
+		return nil, false, usagef("--accept needs connections: not with --datagram")
+	}
+	if cfg.restart, err = launch.ParseRestart(restart); err != nil {
+		return nil, false, usagef("--restart: %v", err)
+	}
+	if accept && cfg.restart != launch.RestartNo {
+		return nil, false, usagef("--restart does not apply to --accept (every connection gets a new child)")
+	}
+	if fs.Changed("fdstore") {
+		if fdstore < 0 {
+			return nil, false, usagef("--fdstore=%d: want a number of descriptors, 0 or more", fdstore)
+		}
+		if accept || inetd {
+			return nil, false, usagef("--fdstore does not combine with --accept or --inetd")
+		}
+		cfg.fdstore = fdstore
+	}
+	for _, s := range listen {
+		a, err := addr.Parse(s)
+		if err != nil {
+			return nil, false, usagef("--listen: %v", err)
+		}
+		cfg.addrs = append(cfg.addrs, a)
+	}
+	if cfg.names, err = expandNames(fdnames, len(cfg.addrs)); err != nil {
+		return nil, false, err
+	}
+	for _, s := range setenv {
+		kv, err := envAssignment(s)
+		if err != nil {
+			return nil, false, err
+		}
+		cfg.setenv = append(cfg.setenv, kv)
+	}
+	return cfg, false, nil
+}
+
+// expandNames turns the --fdname values into one name per -l socket.
+func expandNames(fdnames []string, n int) ([]string, error) {
+	var names []string
+	for _, v := range fdnames {
+		for _, name := range strings.Split(v, ":") {
+			if err := activation.ValidateName(name); err != nil {
+				return nil, usagef("--fdname: %v", err)
+			}
+			names = append(names, name)
+		}
+	}
+	out := make([]string, n)
+	switch {
+	case len(names) == 0:
+		for i := range out {
+			out[i] = defaultFDName
+		}
+	case n == 0:
+		return nil, usagef("--fdname names -l sockets, and there is none")
+	case len(names) == 1:
+		for i := range out {
+			out[i] = names[0]
+		}
+	case len(names) == n:
+		copy(out, names)
+	default:
+		return nil, usagef("--fdname gives %d names for %d -l sockets: give one for all or one each", len(names), n)
+	}
+	return out, nil
+}
+
+// envAssignment checks one -E value and returns it as NAME=VALUE: a NAME
+// alone takes the launcher's value of NAME, empty if unset, as
+// systemd-socket-activate does.
+func envAssignment(s string) (string, error) {
+	name, value, hasValue := strings.Cut(s, "=")
+	if !validEnvName(name) {
+		return "", usagef("--setenv %q: %q is not a valid variable name (letters, digits and '_', not starting with a digit)", s, name)
+	}
+	for _, v := range listenVars {
+		if name == v {
+			return "", usagef("--setenv %q: %s is set by fdsend activate", s, name)
+		}
+	}
+	if strings.IndexByte(value, 0) >= 0 {
+		return "", usagef("--setenv %q: the value contains a NUL byte", s)
+	}
+	if !hasValue {
+		value = os.Getenv(name)
+	}
+	return name + "=" + value, nil
+}
+
+// validEnvName reports whether name is a portable environment variable
+// name, as systemd's env_name_is_valid requires.
+func validEnvName(name string) bool {
+	if name == "" || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// lookCommand checks that COMMAND can be run: the status is 127 when it is
+// not found and 126 when it is not executable, as in a shell.
+func lookCommand(name string) (int, error) {
+	_, err := exec.LookPath(name)
+	if err == nil {
+		return 0, nil
+	}
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
+		return 127, err
+	}
+	return 126, err
+}
+
+// runActivate is the entry point of `fdsend activate`.
+func runActivate(args []string) int {
+	cfg, help, err := parseActivate(args, os.Stdout)
+	if help {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fdsend activate: %v\nRun 'fdsend activate --help' for usage.\n", err)
+		return exitUsage
+	}
+	return cfg.run()
+}
+
+// logf writes one line of the launcher's log to standard error.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "fdsend activate: "+format+"\n", args...)
+}

@@ -1,0 +1,9 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd)
+
+package main
+
+// run reports that socket activation does not exist on this system.
+func (cfg *activateConfig) run() int {
+	logf("not supported on this system")
+	return 1
+}

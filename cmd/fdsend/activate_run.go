@@ -1,0 +1,282 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/fdstore"
+	"github.com/fdsend/fdsend/internal/launch"
+	"golang.org/x/sys/unix"
+)
+
+// forwarded are the signals the launcher passes on to its children.
+var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
+
+// run opens the sockets and runs the child (or children) until done, and
+// returns the exit status.
+func (cfg *activateConfig) run() int {
+	if status, err := lookCommand(cfg.argv[0]); err != nil {
+		logf("%v", err)
+		return status
+	}
+
+	// Descriptors inherited through LISTEN_FDS come first, names kept.
+	inherited, err := inheritedFiles()
+	if err != nil {
+		logf("inherited descriptors: %v", err)
+		return 1
+	}
+	var sockets []activation.NamedFile
+	var closers []func() error
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	for _, f := range inherited {
+		sockets = append(sockets, activation.NamedFile{Name: f.Name, File: f.File})
+		closers = append(closers, f.File.Close)
+	}
+	total := len(inherited) + len(cfg.addrs)
+	if total == 0 && cfg.fdstore < 0 {
+		logf("no sockets: give -l ADDR or run under a launcher that passes LISTEN_FDS")
+		return exitUsage
+	}
+	if cfg.inetd && !cfg.accept && total != 1 {
+		logf("--inetd without --accept passes exactly one socket as stdin and stdout; there are %d", total)
+		return exitUsage
+	}
+	for i, f := range inherited {
+		logf("passing inherited %s as fd %d (name %s)", describe(f.File), 3+i, f.Name)
+	}
+	for i, a := range cfg.addrs {
+		l, err := addr.Listen(a, cfg.sockType)
+		if err != nil {
+			logf("%v", err)
+			return 1
+		}
+		closers = append(closers, l.Close)
+		sockets = append(sockets, activation.NamedFile{Name: cfg.names[i], File: l.File})
+		logf("listening on %s as fd %d (name %s)", l.Bound, 3+len(inherited)+i, cfg.names[i])
+	}
+
+	env := childEnv(os.Environ(), cfg.setenv)
+	var store *fdstore.Server
+	if cfg.fdstore >= 0 {
+		store, err = fdstore.New(cfg.fdstore, os.Getenv("NOTIFY_SOCKET"), logf)
+		if err != nil {
+			logf("%v", err)
+			return 1
+		}
+		defer store.Close()
+		env = setEnv(env, "NOTIFY_SOCKET="+store.Addr())
+		env = applySetenv(env, cfg.setenv) // -E still wins
+		logf("descriptor store for %d descriptors at NOTIFY_SOCKET=%s", cfg.fdstore, store.Addr())
+	}
+
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	var status int
+	if cfg.accept {
+		status, err = cfg.runAccept(sockets, env, sigs)
+	} else {
+		status, err = cfg.runSupervised(sockets, env, store, sigs)
+	}
+	if err != nil {
+		logf("%v", err)
+		if status == 0 {
+			status = 1
+		}
+	}
+	return status
+}
+
+// inheritedFiles returns the descriptors passed to the launcher by
+// LISTEN_FDS, as package activation reads them. A name that may not be sent
+// on (systemd lets an empty one through) is replaced by "unknown".
+func inheritedFiles() ([]activation.File, error) {
+	files, err := activation.Files()
+	if err != nil {
+		return nil, err
+	}
+	for i := range files {
+		if err := activation.ValidateName(files[i].Name); err != nil {
+			logf("inherited fd %d: name %q cannot be passed on (%v); calling it %q", 3+i, files[i].Name, err, defaultFDName)
+			files[i].Name = defaultFDName
+		}
+	}
+	return files, nil
+}
+
+// runSupervised runs one child at a time, as --restart says.
+func (cfg *activateConfig) runSupervised(sockets []activation.NamedFile, env []string, store *fdstore.Server, sigs <-chan os.Signal) (int, error) {
+	s := &launch.Supervisor{
+		Restart: cfg.restart,
+		Name:    cfg.argv[0],
+		Logf:    logf,
+		NewCmd: func() (*exec.Cmd, func(), error) {
+			if cfg.inetd {
+				cmd, err := inetdCmd(cfg.argv, env, sockets[0].File.(*os.File))
+				return cmd, nil, err
+			}
+			files := sockets
+			if store != nil {
+				store.ResetReady()
+				stored := storedFiles(store)
+				// Command duplicates what it passes: our copies can go now.
+				defer func() {
+					for _, e := range stored {
+						e.File.(*os.File).Close()
+					}
+				}()
+				files = append(append([]activation.NamedFile(nil), sockets...), stored...)
+			}
+			cmd, err := activation.Command(files, cfg.argv[0], cfg.argv[1:]...)
+			if err != nil {
+				return nil, nil, err
+			}
+			cmd.Env = env
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			return cmd, closeExtraFiles(cmd), nil
+		},
+	}
+	return s.Run(sigs)
+}
+
+// storedFiles returns duplicates of the descriptors in the store, which
+// the caller closes, as NamedFiles to pass after the listeners. An entry
+// whose name cannot be passed on is left out (and logged).
+func storedFiles(store *fdstore.Server) []activation.NamedFile {
+	entries, err := store.Dup()
+	if err != nil {
+		logf("descriptor store: %v; starting without the stored descriptors", err)
+		return nil
+	}
+	var files []activation.NamedFile
+	var names []string
+	for _, e := range entries {
+		if err := activation.ValidateName(e.Name); err != nil {
+			logf("stored descriptor %q not passed: %v", e.Name, err)
+			e.File.Close()
+			continue
+		}
+		files = append(files, activation.NamedFile{Name: e.Name, File: e.File})
+		names = append(names, e.Name)
+	}
+	if len(files) > 0 {
+		logf("passing %d stored descriptors (%s)", len(files), strings.Join(names, ", "))
+	}
+	return files
+}
+
+// closeExtraFiles returns what closes the duplicates activation.Command
+// put in cmd.ExtraFiles, once Start has returned.
+func closeExtraFiles(cmd *exec.Cmd) func() {
+	return func() {
+		for _, f := range cmd.ExtraFiles {
+			f.Close()
+		}
+	}
+}
+
+// inetdCmd builds a command with sock as its standard input and output, in
+// blocking mode, and no LISTEN_* variables.
+func inetdCmd(argv, env []string, sock *os.File) (*exec.Cmd, error) {
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), false) }); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, fmt.Errorf("clearing O_NONBLOCK: %w", os.NewSyscallError("fcntl", serr))
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, os.Stderr
+	return cmd, nil
+}
+
+// runAccept starts a child per connection.
+func (cfg *activateConfig) runAccept(sockets []activation.NamedFile, env []string, sigs <-chan os.Signal) (int, error) {
+	a := &launch.Acceptor{Logf: logf}
+	for _, s := range sockets {
+		name := s.Name
+		if name == defaultFDName {
+			name = connectionFDName
+		}
+		a.Listeners = append(a.Listeners, launch.Listener{File: s.File.(*os.File), Name: name})
+	}
+	a.NewCmd = func(conn *os.File, name string) (*exec.Cmd, func(), error) {
+		if cfg.inetd {
+			cmd, err := inetdCmd(cfg.argv, env, conn)
+			return cmd, nil, err
+		}
+		cmd, err := activation.Command([]activation.NamedFile{{Name: name, File: conn}}, cfg.argv[0], cfg.argv[1:]...)
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd.Env = env
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		return cmd, closeExtraFiles(cmd), nil
+	}
+	return a.Run(sigs)
+}
+
+// childEnv returns the child's environment: the launcher's without the
+// LISTEN_* variables (each child gets its own), then the -E assignments.
+func childEnv(environ, setenv []string) []string {
+	env := make([]string, 0, len(environ)+len(setenv))
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		listen := false
+		for _, v := range listenVars {
+			listen = listen || name == v
+		}
+		if !listen {
+			env = append(env, kv)
+		}
+	}
+	return applySetenv(env, setenv)
+}
+
+// applySetenv sets each NAME=VALUE of setenv in env, in order.
+func applySetenv(env, setenv []string) []string {
+	for _, kv := range setenv {
+		env = setEnv(env, kv)
+	}
+	return env
+}
+
+// setEnv replaces or adds one NAME=VALUE.
+func setEnv(env []string, kv string) []string {
+	name, _, _ := strings.Cut(kv, "=")
+	out := env[:0]
+	for _, e := range env {
+		if n, _, _ := strings.Cut(e, "="); n != name {
+			out = append(out, e)
+		}
+	}
+	return append(out, kv)
+}
+
+// describe names an inherited descriptor for the log: its local address if
+// it is a socket.
+func describe(f *os.File) string {
+	if a, err := addr.Local(f); err == nil {
+		return "socket " + a
+	}
+	return f.Name()
+}
