@@ -24,6 +24,10 @@ const (
 	DefaultMaxMsgFiles = 16384
 )
 
+// maxFrameLength is the largest length field the format allows (2^62 bytes),
+// so that stream offsets computed from it never overflow an int64.
+const maxFrameLength = 1 << 62
+
 // ErrProtocol is wrapped by the errors ReadMsg returns for a stream that
 // does not follow PROTOCOL.md: a malformed header, a message over the
 // limits, descriptors that do not match what a frame announced. The stream
@@ -67,6 +71,9 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	h := frameHeader{
 		more:   b[3]&frameMore != 0,
 		length: binary.BigEndian.Uint64(b[8:]),
+	}
+	if h.length > maxFrameLength {
+		return frameHeader{}, fmt.Errorf("%w: frame length %d is beyond the format's limit", ErrProtocol, h.length)
 	}
 	n := binary.BigEndian.Uint32(b[4:])
 	if n > maxFilesPerMsg {
