@@ -14,7 +14,10 @@
 // process is not running under a manager, which libsystemd's sd_notify
 // treats the same way. A call returns (true, nil) once the datagram has been
 // sent; the protocol has no reply, so that says nothing about whether the
-// manager accepted it (see Barrier for that).
+// manager accepted it (see Barrier for that). Bad arguments (an invalid
+// name, a status with a newline, Store without files) are errors wrapping
+// syscall.EINVAL whether or not there is a manager, so that they show up
+// when the program runs bare too.
 //
 // The package-level functions read NOTIFY_SOCKET at each call and never
 // change the environment, so that a process may notify many times. A program

@@ -119,11 +119,11 @@ func Barrier(timeout time.Duration) (bool, error) { return Env().Barrier(timeout
 // Send sends state with the descriptors of files to c's socket; see the
 // package-level Send. An empty state is an error wrapping syscall.EINVAL.
 func (c Client) Send(state string, files ...any) (bool, error) {
-	if c.Addr == "" {
-		return false, nil
-	}
 	if state == "" {
 		return false, fmt.Errorf("notify: empty state: %w", syscall.EINVAL)
+	}
+	if c.Addr == "" {
+		return false, nil
 	}
 	if err := c.send(state, files); err != nil {
 		return false, err

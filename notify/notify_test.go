@@ -111,6 +111,19 @@ func TestNoManager(t *testing.T) {
 			t.Errorf("%s without NOTIFY_SOCKET = (%v, %v), want (false, nil)", name, sent, err)
 		}
 	}
+	// Bad arguments are reported all the same.
+	bad := map[string]func() (bool, error){
+		"Send empty":     func() (bool, error) { return notify.Send("") },
+		"Status newline": func() (bool, error) { return notify.Status("a\nb") },
+		"Store no files": func() (bool, error) { return notify.Store("x") },
+		"Store bad name": func() (bool, error) { return notify.Store("a:b", r) },
+		"Remove empty":   func() (bool, error) { return notify.Remove("") },
+	}
+	for name, call := range bad {
+		if sent, err := call(); sent || !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%s without NOTIFY_SOCKET = (%v, %v), want EINVAL", name, sent, err)
+		}
+	}
 }
 
 func TestMessages(t *testing.T) {
