@@ -15,7 +15,8 @@
 //     default name instead, but a name the service did not ask for is of no
 //     use to it. A descriptor that refers to an open file already in the
 //     store is closed and the stored one kept (systemd does the same, so a
-//     service may store everything it holds after each restart).
+//     service may store everything it holds after each restart); Linux only,
+//     elsewhere every descriptor is stored as it comes.
 //   - FDSTOREREMOVE=1 with FDNAME= closes and forgets every entry of that
 //     name (before any FDSTORE=1 of the same message is applied).
 //   - FDPOLL=0 stores without watching. Otherwise, on Linux, each stored
