@@ -1,0 +1,111 @@
+// Command graceful is an HTTP server that restarts without dropping a
+// request. Every answer is the server's process ID. Start it, then start it
+// again with the same flags: the second process takes the listening socket
+// from the first through the hand-off point, the first drains and exits.
+//
+//	go run ./examples/graceful -listen 127.0.0.1:8080 -handoff /tmp/graceful.sock &
+//	curl http://127.0.0.1:8080/        # the first pid
+//	go run ./examples/graceful -listen 127.0.0.1:8080 -handoff /tmp/graceful.sock &
+//	curl http://127.0.0.1:8080/        # the second pid; the first has exited
+//
+// With -crash-before-ready (or GRACEFUL_CRASH_BEFORE_READY=1 in the
+// environment) it plays a broken new version: it takes the socket and exits
+// with status 3 before Ready, and the old process goes on serving.
+//
+// It prints "ready pid=PID inherited=BOOL addr=ADDR" on standard output when
+// it serves, and "drained pid=PID" before it exits; errors and progress go
+// to standard error. SIGTERM or SIGINT drains it too.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/fdsend/fdsend/handoff"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8080", "TCP `address` to serve HTTP on")
+	point := flag.String("handoff", "", "hand-off point: the Unix socket `path` instances meet at (required)")
+	idleGrace := flag.Duration("idle-grace", 2*time.Second, "how long a draining server keeps an idle keep-alive connection open for a last request")
+	drainTimeout := flag.Duration("drain-timeout", 30*time.Second, "how long a draining server waits for requests in flight")
+	lockTimeout := flag.Duration("lock-timeout", 0, "how long to wait for another upgrade in progress (0: the package default)")
+	readyTimeout := flag.Duration("ready-timeout", 0, "how long an upgrade may take before it is abandoned (0: the package default)")
+	crash := flag.Bool("crash-before-ready", false, "take the sockets, then exit with status 3 before Ready (a broken new version)")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix(fmt.Sprintf("graceful[%d]: ", os.Getpid()))
+	if *point == "" {
+		log.Print("-handoff is required")
+		flag.Usage()
+		os.Exit(2)
+	}
+	if v, _ := strconv.ParseBool(os.Getenv("GRACEFUL_CRASH_BEFORE_READY")); v {
+		*crash = true
+	}
+
+	upg, err := handoff.Open(handoff.Config{Path: *point, LockTimeout: *lockTimeout, ReadyTimeout: *readyTimeout})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := upg.Listen("http", "tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	body := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(body)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+	}
+	drainer := handoff.NewHTTPDrainer(srv, *idleGrace)
+
+	if *crash {
+		log.Print("crashing before ready, as asked")
+		os.Exit(3)
+	}
+	// Ready before serving: until Ready the old process answers everyone,
+	// and connections that arrive in between wait in the shared backlog.
+	if err := upg.Ready(); err != nil {
+		if !errors.Is(err, handoff.ErrUnconfirmed) {
+			log.Fatal(err)
+		}
+		log.Print(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- drainer.Serve(ln) }()
+	fmt.Printf("ready pid=%d inherited=%v addr=%s\n", os.Getpid(), upg.Inherited("http"), ln.Addr())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-upg.Draining():
+		log.Print("a newer instance took over: draining")
+	case sig := <-sigs:
+		log.Printf("%v: draining", sig)
+	case err := <-served:
+		log.Fatalf("serving: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
+	defer cancel()
+	if err := drainer.Drain(ctx); err != nil {
+		log.Printf("drain: %v", err)
+	}
+	if err := upg.Close(); err != nil {
+		log.Print(err)
+	}
+	fmt.Printf("drained pid=%d\n", os.Getpid())
+}

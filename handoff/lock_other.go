@@ -1,0 +1,23 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd)
+
+package handoff
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+)
+
+// lock is not available on this system.
+type lock struct{}
+
+func acquireLock(path string, mode os.FileMode, timeout time.Duration) (*lock, error) {
+	return nil, supported
+}
+
+func (l *lock) release() {}
+
+// supported says why the package does not work here.
+var supported = fmt.Errorf("handoff: not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)

@@ -1,0 +1,123 @@
+package handoff
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/fdsend/fdsend"
+)
+
+// protocolVersion is the version of the hand-off requests, sent in the
+// greeting. See PROTOCOL.md.
+const protocolVersion = 1
+
+// Message types ("op"). The serving instance greets with opHello or
+// opRefused; the successor sends opTake (answered by opFiles), opPrepare
+// (answered by opPrepared) and opReady (answered by opDraining); either
+// side may answer with opError.
+const (
+	opHello    = "hello"
+	opRefused  = "refused"
+	opTake     = "take"
+	opFiles    = "files"
+	opPrepare  = "prepare"
+	opPrepared = "prepared"
+	opReady    = "ready"
+	opDraining = "draining"
+	opError    = "error"
+)
+
+// Kinds of what an instance hands over.
+const (
+	kindListener = "listener"
+	kindPacket   = "packet"
+	kindFile     = "file"
+)
+
+// Status of one item of an opFiles answer.
+const (
+	statusOK      = "ok"      // the descriptor travels with the answer
+	statusAbsent  = "absent"  // no open socket or file of that name
+	statusDiffers = "differs" // one of that name, but of another kind or address
+)
+
+// Limits on what a peer may send.
+const (
+	maxWantPerRequest = 4096    // items in one opTake
+	maxRequestBytes   = 1 << 20 // data of one request
+	maxAnswerBytes    = 16 << 20
+	takeBatch         = 1024 // items the successor puts in one opTake
+)
+
+// message is every message of the protocol; unused fields are left out.
+type message struct {
+	Op      string `json:"op"`
+	Version int    `json:"version,omitempty"`
+	PID     int    `json:"pid,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Want    []want `json:"want,omitempty"`
+	Items   []item `json:"items,omitempty"`
+}
+
+// want is one socket or file a successor asks for.
+type want struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Network string `json:"network,omitempty"`
+	Addr    string `json:"addr,omitempty"`
+}
+
+// item is the serving instance's answer about one want, in the same place
+// of the list. For statusOK and statusDiffers it says what the instance has
+// under that name: Addr as it was asked for when the socket was opened,
+// Local the address it is bound to.
+type item struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Kind    string `json:"kind,omitempty"`
+	Network string `json:"network,omitempty"`
+	Addr    string `json:"addr,omitempty"`
+	Local   string `json:"local,omitempty"`
+}
+
+// send writes m with files on c, within exchangeTimeout.
+func send(c *fdsend.Conn, m message, files ...any) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	c.SetWriteDeadline(time.Now().Add(exchangeTimeout))
+	return c.WriteMsg(data, files...)
+}
+
+// receive reads one message from c. Any files that came with it are
+// returned (the caller owns them) only if the message parses; otherwise they
+// are closed.
+func receive(c *fdsend.Conn) (message, []*os.File, error) {
+	data, files, err := c.ReadMsg()
+	if err != nil {
+		return message{}, nil, err
+	}
+	var m message
+	if err := json.Unmarshal(data, &m); err != nil {
+		closeFiles(files)
+		return message{}, nil, fmt.Errorf("%w: undecodable message: %v", errProtocol, err)
+	}
+	if m.Op == "" {
+		closeFiles(files)
+		return message{}, nil, fmt.Errorf("%w: message without \"op\"", errProtocol)
+	}
+	return m, files, nil
+}
+
+// errProtocol is wrapped by errors about a peer that breaks the protocol.
+var errProtocol = errors.New("handoff: protocol error")
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
