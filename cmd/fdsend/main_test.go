@@ -107,8 +107,9 @@ type launcher struct {
 	logCh  chan string
 	done   chan struct{}
 	status int
-	// outDone is closed when standard output reaches EOF.
-	outDone chan struct{}
+	// outDone and errDone are closed when standard output and standard
+	// error reach EOF.
+	outDone, errDone chan struct{}
 }
 
 var listeningRE = regexp.MustCompile(`listening on (\S+) as fd (\d+)`)
@@ -117,7 +118,7 @@ var listeningRE = regexp.MustCompile(`listening on (\S+) as fd (\d+)`)
 // kill whatever it started) with env added to the test's environment.
 func start(t *testing.T, env []string, name string, args ...string) *launcher {
 	t.Helper()
-	l := &launcher{t: t, stdout: make(chan string, 4096), logCh: make(chan string, 4096), done: make(chan struct{}), outDone: make(chan struct{})}
+	l := &launcher{t: t, stdout: make(chan string, 4096), logCh: make(chan string, 4096), done: make(chan struct{}), outDone: make(chan struct{}), errDone: make(chan struct{})}
 	l.cmd = exec.Command(name, args...)
 	l.cmd.Env = append(os.Environ(), env...)
 	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -151,6 +152,7 @@ func start(t *testing.T, env []string, name string, args ...string) *launcher {
 	}()
 	go func() {
 		defer readers.Done()
+		defer close(l.errDone)
 		defer errR.Close()
 		sc := bufio.NewScanner(errR)
 		for sc.Scan() {
@@ -267,11 +269,17 @@ func (l *launcher) allStdout() []string {
 	}
 }
 
-// wait waits for the process to exit and returns its status.
+// wait waits for the process to exit and returns its status, once its
+// log has been read to the end (or a few seconds have passed, if something
+// it started still holds standard error open).
 func (l *launcher) wait() int {
 	l.t.Helper()
 	select {
 	case <-l.done:
+		select {
+		case <-l.errDone:
+		case <-time.After(5 * time.Second):
+		}
 		return l.status
 	case <-time.After(30 * time.Second):
 		l.t.Fatalf("%s did not exit; log:\n%s", l.cmd.Path, l.logText())
