@@ -1,0 +1,287 @@
+package holder
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/fdsend/fdsend"
+)
+
+// Client talks to a holder over one connection. It is safe for concurrent
+// use; requests are answered one at a time, in order.
+//
+// Descriptors: what Store sends stays the caller's (the holder gets a
+// duplicate). What Fetch returns belongs to the caller, close-on-exec, to
+// be closed by it. A response that carries descriptors it should not is
+// refused and they are closed.
+//
+// A failed exchange (an I/O error, a timeout, a malformed response) leaves
+// the connection in an unknown state: the Client closes it, and every
+// later call returns that error. Refusals by the holder (an *Error) leave it
+// usable. A holder closes connections that stay idle longer than its
+// Config.Timeout; a Client made by Dial notices that before its next request
+// (the hang-up is already in its socket) and connects again.
+type Client struct {
+	conn *fdsend.Conn
+	path string // where Dial connected, to connect again
+
+	mu      sync.Mutex
+	timeout time.Duration
+	err     error // sticky: the connection is gone
+}
+
+// Dial connects to the holder at path ("@name" for a Linux abstract
+// address). The Client owns the connection; Close closes it.
+func Dial(path string) (*Client, error) {
+	c, err := fdsend.Dial(path)
+	if err != nil {
+		return nil, err
+	}
+	cl := NewClient(c)
+	cl.path = path
+	return cl, nil
+}
+
+// NewClient returns a Client that talks over c, which it takes over: Close
+// closes it. Such a Client does not connect again after the holder closed
+// an idle connection.
+func NewClient(c *fdsend.Conn) *Client {
+	return &Client{conn: c, timeout: DefaultTimeout}
+}
+
+// SetTimeout bounds each request and its response (default DefaultTimeout;
+// 0 means no bound). A request that exceeds it fails with an error wrapping
+// os.ErrDeadlineExceeded and ends the Client.
+func (c *Client) SetTimeout(d time.Duration) {
+	c.mu.Lock()
+	c.timeout = max(d, 0)
+	c.mu.Unlock()
+}
+
+// Close closes the connection. Descriptors already fetched stay open.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = fmt.Errorf("holder: client closed: %w", os.ErrClosed)
+	}
+	c.mu.Unlock()
+	return c.conn.Close()
+}
+
+// roundTrip sends a request with files and reads the response. The
+// response's descriptors are the caller's, and there are exactly want of
+// them (any other number closes them and fails the Client).
+func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os.File, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return response{}, nil, fmt.Errorf("holder: %s: %w", req.Op, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return response{}, nil, c.err
+	}
+	if c.path != "" && hungUp(c.conn) {
+		nc, err := fdsend.Dial(c.path)
+		if err != nil {
+			return response{}, nil, c.broken(fmt.Errorf("holder: %s: the holder closed the idle connection, and connecting again failed: %w", req.Op, err))
+		}
+		c.conn.Close()
+		c.conn = nc
+	}
+	var deadline time.Time
+	if c.timeout > 0 {
+		deadline = time.Now().Add(c.timeout)
+	}
+	c.conn.SetDeadline(deadline)
+	if err := c.conn.WriteMsg(data, files...); err != nil {
+		var ae *fdsend.ArgError
+		if errors.As(err, &ae) {
+			// Rejected before anything was written: the stream is intact.
+			return response{}, nil, fmt.Errorf("holder: %s: %w", req.Op, err)
+		}
+		// The holder may have answered before closing (busy, shutting
+		// down): that answer says more than a broken pipe.
+		c.conn.SetReadDeadline(time.Now().Add(busyTimeout))
+		if rdata, rfiles, rerr := c.conn.ReadMsg(); rerr == nil {
+			closeAll(rfiles)
+			var resp response
+			if json.Unmarshal(rdata, &resp) == nil && !resp.OK && resp.Code != "" {
+				return response{}, nil, c.broken(&Error{Op: req.Op, Code: resp.Code, Msg: resp.Error})
+			}
+		}
+		return response{}, nil, c.broken(fmt.Errorf("holder: %s: %w", req.Op, err))
+	}
+	rdata, rfiles, err := c.conn.ReadMsg()
+	if err != nil {
+		return response{}, nil, c.broken(fmt.Errorf("holder: %s: %w", req.Op, err))
+	}
+	var resp response
+	if err := json.Unmarshal(rdata, &resp); err != nil {
+		closeAll(rfiles)
+		return response{}, nil, c.broken(fmt.Errorf("holder: %s: malformed response: %w", req.Op, err))
+	}
+	if !resp.OK {
+		closeAll(rfiles)
+		if resp.Code == codeBusy || resp.Code == codeClosed {
+			return response{}, nil, c.broken(&Error{Op: req.Op, Code: resp.Code, Msg: resp.Error})
+		}
+		return response{}, nil, &Error{Op: req.Op, Code: resp.Code, Msg: resp.Error}
+	}
+	if len(rfiles) != want {
+		closeAll(rfiles)
+		return response{}, nil, c.broken(fmt.Errorf("holder: %s: response carries %d descriptors, want %d (closed)", req.Op, len(rfiles), want))
+	}
+	return resp, rfiles, nil
+}
+
+// broken ends the Client with err, which it returns.
+func (c *Client) broken(err error) error {
+	c.err = err
+	c.conn.Close()
+	return err
+}
+
+// Store asks the holder to hold a duplicate of file under name, for ttl
+// (0: until removed). file is anything fdsend.Send accepts (an *os.File, a
+// listener or conn of package net, a descriptor number) and stays the
+// caller's. A name already held is ErrExists unless replace is set, in which
+// case the holder closes the old descriptor. Names follow
+// activation.ValidateName.
+func (c *Client) Store(name string, file any, ttl time.Duration, replace bool) error {
+	if ttl < 0 {
+		return &Error{Op: opStore, Code: codeInvalid, Msg: fmt.Sprintf("negative expiry %v", ttl)}
+	}
+	if file == nil {
+		return &Error{Op: opStore, Code: codeInvalid, Msg: "no descriptor to store"}
+	}
+	_, _, err := c.roundTrip(request{Op: opStore, Name: name, TTL: int64(ttl), Replace: replace}, 0, file)
+	return err
+}
+
+// Fetch returns duplicates of the descriptors held under names, in that
+// order; the caller owns them (close-on-exec) and must close them. With
+// remove, the holder also drops the names at once (fetch and delete both
+// need to be allowed). Either every name is held and every descriptor
+// comes, or the call fails with nothing (ErrNotHeld for a missing name).
+func (c *Client) Fetch(names []string, remove bool) ([]*os.File, error) {
+	_, files, err := c.fetch(names, remove)
+	return files, err
+}
+
+// fetch is Fetch that also returns the entries as they were when fetched.
+func (c *Client) fetch(names []string, remove bool) ([]Entry, []*os.File, error) {
+	if len(names) == 0 {
+		return nil, nil, &Error{Op: opFetch, Code: codeInvalid, Msg: "no names to fetch"}
+	}
+	resp, files, err := c.roundTrip(request{Op: opFetch, Names: names, Delete: remove}, len(names))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(resp.Entries) != len(names) {
+		closeAll(files)
+		return nil, nil, c.brokenLocked(fmt.Errorf("holder: fetch: response describes %d entries for %d names", len(resp.Entries), len(names)))
+	}
+	entries := make([]Entry, len(resp.Entries))
+	for i, w := range resp.Entries {
+		entries[i] = w.entry()
+	}
+	return entries, files, nil
+}
+
+// brokenLocked is broken for callers that do not hold the lock.
+func (c *Client) brokenLocked(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken(err)
+}
+
+// List returns what the holder holds, sorted by name.
+func (c *Client) List() ([]Entry, error) {
+	resp, _, err := c.roundTrip(request{Op: opList}, 0)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]Entry, len(resp.Entries))
+	for i, w := range resp.Entries {
+		entries[i] = w.entry()
+	}
+	return entries, nil
+}
+
+// Remove asks the holder to drop name and close its descriptor
+// (ErrNotHeld if it holds no such name).
+func (c *Client) Remove(name string) error {
+	_, _, err := c.roundTrip(request{Op: opRemove, Name: name}, 0)
+	return err
+}
+
+// TransferReport is what Transfer did, name by name.
+type TransferReport struct {
+	// Copied are the names now held by the target too, each with the
+	// expiry it had left in the source.
+	Copied []string
+	// Skipped are names the target already held; both holders keep what
+	// they had.
+	Skipped []string
+	// Gone are names the source listed but dropped (expired, removed)
+	// before they could be fetched.
+	Gone []string
+}
+
+// Transfer copies every entry of the holder from into the holder to, each
+// with the expiry it has left (measured when it is fetched; the copy may
+// therefore live a few microseconds longer), so that a holder can be
+// restarted without losing anything: start the new one on another socket,
+// Transfer, stop the old one. The source keeps its entries. A name the
+// target already holds is reported in Skipped and left alone. Per-name
+// failures (the target full, or refusing) are joined into the error, and
+// the other names are still copied; a failure of either connection stops
+// the transfer. Descriptors pass through this process and are closed here
+// once stored.
+func Transfer(from, to *Client) (TransferReport, error) {
+	var rep TransferReport
+	entries, err := from.List()
+	if err != nil {
+		return rep, err
+	}
+	var errs []error
+	for _, e := range entries {
+		got, files, err := from.fetch([]string{e.Name}, false)
+		if errors.Is(err, ErrNotHeld) {
+			rep.Gone = append(rep.Gone, e.Name)
+			continue
+		}
+		if err != nil {
+			if !perName(err) {
+				return rep, errors.Join(append(errs, err)...)
+			}
+			errs = append(errs, fmt.Errorf("%q: %w", e.Name, err))
+			continue
+		}
+		err = to.Store(e.Name, files[0], got[0].ExpiresIn, false)
+		files[0].Close()
+		switch {
+		case err == nil:
+			rep.Copied = append(rep.Copied, e.Name)
+		case errors.Is(err, ErrExists):
+			rep.Skipped = append(rep.Skipped, e.Name)
+		case perName(err):
+			errs = append(errs, fmt.Errorf("%q: %w", e.Name, err))
+		default:
+			return rep, errors.Join(append(errs, err)...)
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// perName reports whether err is a refusal of one request that leaves the
+// connection usable.
+func perName(err error) bool {
+	var he *Error
+	return errors.As(err, &he) && he.Code != codeBusy && he.Code != codeClosed
+}

@@ -1,0 +1,8 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd)
+
+package holder
+
+import "github.com/fdsend/fdsend"
+
+// hungUp cannot tell on this system.
+func hungUp(c *fdsend.Conn) bool { return false }

@@ -1,0 +1,738 @@
+package holder
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/activation"
+)
+
+// Defaults of a Config.
+const (
+	// DefaultMax is the most entries a holder keeps when Config.Max is 0.
+	DefaultMax = 1024
+	// DefaultMaxConns is the most connections a holder serves at once when
+	// Config.MaxConns is 0.
+	DefaultMaxConns = 1024
+	// DefaultTimeout bounds each request and response when Config.Timeout
+	// is 0.
+	DefaultTimeout = 30 * time.Second
+)
+
+// maxRequestBytes is the largest request the server reads; a fetch of
+// DefaultMax names of 255 bytes fits with room to spare.
+const maxRequestBytes = 1 << 20
+
+// busyTimeout bounds writing the "busy" answer to a connection over
+// MaxConns; it goes into an empty socket buffer and never waits in practice.
+const busyTimeout = 100 * time.Millisecond
+
+// Config is how a Server behaves. The zero value holds up to DefaultMax
+// entries for the server's own user only.
+type Config struct {
+	// Max is the most entries held at once (0: DefaultMax). A store beyond
+	// it fails with ErrFull; replacing a held name always works.
+	Max int
+	// Rules grant operations to other users and groups. The effective UID
+	// of the server's process always has every right; any other peer has
+	// the union of the operations of the rules that match its UID or
+	// primary GID, and none if no rule matches.
+	Rules []Rule
+	// MaxConns is the most connections served at once (0: DefaultMaxConns).
+	// A connection beyond it gets an ErrBusy answer and is closed at once.
+	MaxConns int
+	// Timeout bounds how long a connection may take to send each whole
+	// request (counted from the end of the previous one, so it is also how
+	// long an idle connection is kept) and to take each response (0:
+	// DefaultTimeout). A connection that exceeds it is closed.
+	Timeout time.Duration
+	// Logf, if not nil, is told about refused requests, hostile or broken
+	// clients, expiries and the like, one line each.
+	Logf func(format string, args ...any)
+}
+
+// SocketMode is the mode Listen gives the socket file: 0600 when every rule
+// is about the server's own UID (or there are none), 0666 when rules let
+// other users or groups in. The server enforces the rules itself on every
+// request; the mode only lets those peers reach it.
+func (cfg Config) SocketMode() os.FileMode {
+	uid := os.Geteuid()
+	for _, r := range cfg.Rules {
+		if r.GID >= 0 || (r.UID >= 0 && r.UID != uid) {
+			return 0o666
+		}
+	}
+	return 0o600
+}
+
+// checked returns cfg with defaults filled in, or what is wrong with it.
+func (cfg Config) checked() (Config, error) {
+	if cfg.Max < 0 {
+		return cfg, fmt.Errorf("holder: Config.Max %d is negative: %w", cfg.Max, syscall.EINVAL)
+	}
+	if cfg.MaxConns < 0 {
+		return cfg, fmt.Errorf("holder: Config.MaxConns %d is negative: %w", cfg.MaxConns, syscall.EINVAL)
+	}
+	if cfg.Timeout < 0 {
+		return cfg, fmt.Errorf("holder: Config.Timeout %v is negative: %w", cfg.Timeout, syscall.EINVAL)
+	}
+	for _, r := range cfg.Rules {
+		if err := r.valid(); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.Max == 0 {
+		cfg.Max = DefaultMax
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	cfg.Rules = slices.Clone(cfg.Rules)
+	return cfg, nil
+}
+
+// Server is a descriptor holder: it keeps descriptors that clients store
+// under names and hands duplicates of them to clients that fetch them, so
+// that they outlive the processes that made them.
+//
+// Descriptors: the server owns every descriptor it holds (close-on-exec)
+// and closes it when the entry is dropped — replaced, removed, fetched with
+// delete, expired — and when the server is closed. A fetch sends
+// duplicates and keeps the entry. Descriptors that arrive with a request
+// that is refused or malformed are closed at once.
+//
+// Each connection is served by a goroutine of its own with deadlines
+// (Config.Timeout), so one client never waits for another, and no client
+// can make the server block, leak, or stop serving others.
+type Server struct {
+	cfg  Config
+	uid  int
+	ln   acceptor
+	done chan struct{}
+
+	mu       sync.Mutex
+	entries  map[string]*entry
+	conns    map[*fdsend.Conn]struct{}
+	closed   bool
+	serving  bool
+	handlers sync.WaitGroup
+
+	// beforeAnswer, if set (by tests), runs before each response is
+	// written.
+	beforeAnswer atomic.Pointer[func()]
+}
+
+// entry is one held descriptor.
+type entry struct {
+	name    string
+	file    *os.File
+	stored  time.Time
+	expires time.Time // zero: never
+	timer   *time.Timer
+	by      fdsend.Cred
+}
+
+func (e *entry) expired(now time.Time) bool {
+	return !e.expires.IsZero() && !now.Before(e.expires)
+}
+
+// wire describes e for a response.
+func (e *entry) wire(now time.Time) wireEntry {
+	w := wireEntry{
+		Name: e.name,
+		Kind: describe(e.file),
+		Age:  int64(now.Sub(e.stored)),
+		UID:  e.by.UID,
+		GID:  e.by.GID,
+		PID:  e.by.PID,
+	}
+	if !e.expires.IsZero() {
+		w.ExpiresIn = max(int64(e.expires.Sub(now)), 1)
+	}
+	return w
+}
+
+// acceptor is where connections come from: an fdsend.Listener or a
+// *net.UnixListener.
+type acceptor interface {
+	Accept() (*fdsend.Conn, error)
+	Close() error
+	Addr() net.Addr
+}
+
+// unixAcceptor adapts a *net.UnixListener.
+type unixAcceptor struct{ ul *net.UnixListener }
+
+func (a unixAcceptor) Accept() (*fdsend.Conn, error) {
+	c, err := a.ul.AcceptUnix()
+	if err != nil {
+		return nil, err
+	}
+	return fdsend.NewConn(c), nil
+}
+func (a unixAcceptor) Close() error   { return a.ul.Close() }
+func (a unixAcceptor) Addr() net.Addr { return a.ul.Addr() }
+
+// Listen creates the holder's socket at path (or at the Linux abstract
+// address "@name") with the mode cfg.SocketMode gives, and returns a Server
+// for it; call Serve to serve it. Connections made before Serve wait in the
+// socket's backlog. A stale socket file at path is replaced, one in use is
+// an error (see fdsend.ListenConfig.Listen). The server owns the socket:
+// Close closes it and removes the file.
+func Listen(path string, cfg Config) (*Server, error) {
+	cfg, err := cfg.checked()
+	if err != nil {
+		return nil, err
+	}
+	l, err := fdsend.ListenConfig{Mode: cfg.SocketMode()}.Listen(path)
+	if err != nil {
+		return nil, err
+	}
+	return newServer(l, cfg), nil
+}
+
+// NewServer returns a Server for a listening Unix stream socket made
+// elsewhere, such as one inherited by socket activation
+// (activation.Listener). l must be a *net.UnixListener; the Server owns it
+// and closes it on Close. Its file mode is the caller's business.
+func NewServer(l net.Listener, cfg Config) (*Server, error) {
+	ul, ok := l.(*net.UnixListener)
+	if !ok || ul == nil {
+		return nil, &fdsend.ArgError{Arg: "l", Type: fmt.Sprintf("%T", l), Err: fmt.Errorf("want a *net.UnixListener: %w", syscall.EINVAL)}
+	}
+	cfg, err := cfg.checked()
+	if err != nil {
+		return nil, err
+	}
+	return newServer(unixAcceptor{ul}, cfg), nil
+}
+
+func newServer(ln acceptor, cfg Config) *Server {
+	return &Server{
+		cfg:     cfg,
+		uid:     os.Geteuid(),
+		ln:      ln,
+		done:    make(chan struct{}),
+		entries: make(map[string]*entry),
+		conns:   make(map[*fdsend.Conn]struct{}),
+	}
+}
+
+// Addr returns the address of the holder's socket.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// logf reports an event if the Config asked for it.
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+// Serve accepts connections and serves each in a goroutine of its own until
+// Close, then returns ErrServerClosed. Accept errors that pass (out of
+// descriptors, memory) are retried with a growing pause; any other ends
+// Serve with that error, and the caller should then Close the Server. Serve
+// may be called only once.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("holder: Serve called twice")
+	}
+	s.serving = true
+	s.mu.Unlock()
+	var pause time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+			}
+			if !passing(err) {
+				return err
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.logf("accept: %v; retrying in %v", err, pause)
+			select {
+			case <-time.After(pause):
+			case <-s.done:
+				return ErrServerClosed
+			}
+			continue
+		}
+		pause = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return ErrServerClosed
+		}
+		if len(s.conns) >= s.cfg.MaxConns {
+			s.mu.Unlock()
+			s.refuseBusy(c)
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// passing reports whether an accept error may go away by itself.
+func passing(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseBusy answers a connection over MaxConns with ErrBusy and closes it.
+func (s *Server) refuseBusy(c *fdsend.Conn) {
+	s.logf("refusing a connection: %d connections already (the limit)", s.cfg.MaxConns)
+	c.SetWriteDeadline(time.Now().Add(busyTimeout))
+	c.WriteMsg(failResponse(fail(codeBusy, "the holder is serving %d connections, its limit; try again later", s.cfg.MaxConns)))
+	c.Close()
+}
+
+// Close stops the server: it closes the listening socket (removing its file
+// when Listen made it and it is still the same file), closes every
+// connection, waits for their goroutines, and closes every held descriptor.
+// Requests in progress fail. Close may be called more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	entries := s.entries
+	s.entries = make(map[string]*entry)
+	conns := make([]*fdsend.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	err := s.ln.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	s.handlers.Wait()
+	for _, e := range entries {
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		e.file.Close()
+	}
+	return err
+}
+
+// serveConn serves one connection until it ends, fails or times out.
+func (s *Server) serveConn(c *fdsend.Conn) {
+	defer s.handlers.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	c.SetReadLimits(maxRequestBytes, 1)
+	cred, err := c.PeerCred()
+	if err != nil {
+		s.logf("connection closed: cannot tell who the peer is: %v", err)
+		return
+	}
+	for {
+		c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+		data, files, err := c.ReadMsg()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.logf("client pid %d uid %d: connection closed: %v", cred.PID, cred.UID, err)
+			}
+			return
+		}
+		resp, out, after := s.handle(cred, data, files)
+		if hook := s.beforeAnswer.Load(); hook != nil {
+			(*hook)()
+		}
+		c.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+		werr := c.WriteMsg(resp, out...)
+		if after != nil {
+			after(werr == nil)
+		}
+		if werr != nil {
+			if !errors.Is(werr, net.ErrClosed) {
+				s.logf("client pid %d uid %d: answer not delivered, connection closed: %v", cred.PID, cred.UID, werr)
+			}
+			return
+		}
+	}
+}
+
+// handle answers one request. It owns files (the request's descriptors) and
+// closes every one it does not keep. It returns the response's data, its
+// descriptors, and what to do once the response has been written or has
+// failed (nil for nothing).
+func (s *Server) handle(cred fdsend.Cred, data []byte, files []*os.File) (resp []byte, out []any, after func(sent bool)) {
+	var req request
+	if err := json.Unmarshal(data, &req); err != nil {
+		closeAll(files)
+		return failResponse(fail(codeInvalid, "request is not a JSON object of the holder protocol: %v", err)), nil, nil
+	}
+	need, ok := opRights[req.Op]
+	if !ok {
+		closeAll(files)
+		return failResponse(fail(codeInvalid, "unknown operation %q (want store, fetch, list or remove)", req.Op)), nil, nil
+	}
+	if req.Op == opFetch && req.Delete {
+		need |= OpDelete
+	}
+	if !s.allowed(cred, need) {
+		closeAll(files)
+		s.logf("refused %s from pid %d uid %d gid %d: not allowed", req.Op, cred.PID, cred.UID, cred.GID)
+		return failResponse(fail(codeDenied, "uid %d gid %d may not %s (the holder's rules do not allow it)", cred.UID, cred.GID, need.verb())), nil, nil
+	}
+	if req.Op != opStore && len(files) > 0 {
+		closeAll(files)
+		return failResponse(fail(codeInvalid, "a %s request carries no descriptors, %d arrived (closed)", req.Op, len(files))), nil, nil
+	}
+	var r response
+	var held []*os.File
+	var err *failure
+	switch req.Op {
+	case opStore:
+		err = s.store(cred, req, files)
+	case opFetch:
+		r.Entries, held, after, err = s.fetch(req)
+	case opList:
+		r.Entries = s.list()
+	case opRemove:
+		err = s.remove(req.Name)
+	}
+	if err != nil {
+		return failResponse(err), nil, nil
+	}
+	r.OK = true
+	b, _ := json.Marshal(r)
+	for _, f := range held {
+		out = append(out, f)
+	}
+	return b, out, after
+}
+
+// opRights are the rights each operation needs.
+var opRights = map[string]Op{opStore: OpStore, opFetch: OpFetch, opList: OpList, opRemove: OpDelete}
+
+// verb names the operations of o for a message.
+func (o Op) verb() string {
+	if o == OpFetch|OpDelete {
+		return "fetch and delete"
+	}
+	return o.String()
+}
+
+// allowed reports whether a peer may do every operation of need.
+func (s *Server) allowed(cred fdsend.Cred, need Op) bool {
+	if cred.UID == s.uid {
+		return true
+	}
+	var have Op
+	for _, r := range s.cfg.Rules {
+		if r.matches(cred.UID, cred.GID) {
+			have |= r.Ops
+		}
+	}
+	return have&need == need
+}
+
+func failResponse(f *failure) []byte {
+	b, _ := json.Marshal(response{Code: f.code, Error: f.msg})
+	return b
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// takeLocked removes e from the map and stops its timer; the caller closes
+// its file (outside the lock) or puts it back.
+func (s *Server) takeLocked(e *entry) {
+	delete(s.entries, e.name)
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+}
+
+// getLocked returns the live entry held under name. An expired one whose
+// timer has not fired yet is taken out and appended to *drop.
+func (s *Server) getLocked(name string, now time.Time, drop *[]*entry) *entry {
+	e := s.entries[name]
+	if e == nil {
+		return nil
+	}
+	if e.expired(now) {
+		s.takeLocked(e)
+		*drop = append(*drop, e)
+		return nil
+	}
+	return e
+}
+
+// sweepLocked takes out every expired entry into *drop.
+func (s *Server) sweepLocked(now time.Time, drop *[]*entry) {
+	for _, e := range s.entries {
+		if e.expired(now) {
+			s.takeLocked(e)
+			*drop = append(*drop, e)
+		}
+	}
+}
+
+// closeEntries closes the files of dropped entries.
+func (s *Server) closeEntries(drop []*entry, why string) {
+	for _, e := range drop {
+		e.file.Close()
+		s.logf("dropped %q (%s)", e.name, why)
+	}
+}
+
+// armLocked starts e's expiry timer, if it has an expiry.
+func (s *Server) armLocked(e *entry, now time.Time) {
+	if e.expires.IsZero() {
+		return
+	}
+	e.timer = time.AfterFunc(e.expires.Sub(now), func() { s.expire(e) })
+}
+
+// expire drops e when its time has come, if it is still held.
+func (s *Server) expire(e *entry) {
+	s.mu.Lock()
+	if s.entries[e.name] != e {
+		s.mu.Unlock()
+		return
+	}
+	s.takeLocked(e)
+	s.mu.Unlock()
+	s.closeEntries([]*entry{e}, "expired")
+}
+
+// store holds files[0] under req.Name.
+func (s *Server) store(cred fdsend.Cred, req request, files []*os.File) *failure {
+	if len(files) != 1 {
+		closeAll(files)
+		return fail(codeInvalid, "a store request carries exactly one descriptor, %d arrived", len(files))
+	}
+	if err := activation.ValidateName(req.Name); err != nil {
+		closeAll(files)
+		return fail(codeInvalid, "%v", err)
+	}
+	if req.TTL < 0 {
+		closeAll(files)
+		return fail(codeInvalid, "negative expiry %v", time.Duration(req.TTL))
+	}
+	now := time.Now()
+	e := &entry{name: req.Name, file: files[0], stored: now, by: cred}
+	if req.TTL > 0 {
+		e.expires = now.Add(time.Duration(req.TTL))
+	}
+	var drop []*entry
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		closeAll(files)
+		return fail(codeClosed, "the holder is shutting down")
+	}
+	old := s.getLocked(req.Name, now, &drop)
+	switch {
+	case old != nil && !req.Replace:
+		s.mu.Unlock()
+		s.closeEntries(drop, "expired")
+		closeAll(files)
+		return fail(codeExists, "%q is already held (store with replace to replace it)", req.Name)
+	case old != nil:
+		s.takeLocked(old)
+		drop = append(drop, old)
+	default:
+		if len(s.entries) >= s.cfg.Max {
+			s.sweepLocked(now, &drop)
+		}
+		if len(s.entries) >= s.cfg.Max {
+			s.mu.Unlock()
+			s.closeEntries(drop, "expired")
+			closeAll(files)
+			return fail(codeFull, "the holder holds %d entries, its limit", s.cfg.Max)
+		}
+	}
+	s.entries[e.name] = e
+	s.armLocked(e, now)
+	s.mu.Unlock()
+	for _, d := range drop {
+		d.file.Close()
+		if d == old {
+			s.logf("replaced %q", d.name)
+		} else {
+			s.logf("dropped %q (expired)", d.name)
+		}
+	}
+	return nil
+}
+
+// fetch answers a fetch: duplicates of the named descriptors, or with
+// Delete the descriptors themselves, taken out of the holder. after closes
+// what was sent once it is in the client's socket; if the response could
+// not be written, deleted entries are put back when their names are still
+// free, so a client that dies mid-request loses nothing.
+func (s *Server) fetch(req request) ([]wireEntry, []*os.File, func(bool), *failure) {
+	names := req.Names
+	if len(names) == 0 {
+		return nil, nil, nil, fail(codeInvalid, "a fetch request names at least one entry")
+	}
+	if len(names) > s.cfg.Max {
+		return nil, nil, nil, fail(codeInvalid, "a fetch of %d names, more than the %d the holder can hold", len(names), s.cfg.Max)
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if err := activation.ValidateName(n); err != nil {
+			return nil, nil, nil, fail(codeInvalid, "%v", err)
+		}
+		if seen[n] {
+			return nil, nil, nil, fail(codeInvalid, "%q is named twice", n)
+		}
+		seen[n] = true
+	}
+	now := time.Now()
+	var drop []*entry
+	defer func() { s.closeEntries(drop, "expired") }()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, nil, nil, fail(codeClosed, "the holder is shutting down")
+	}
+	found := make([]*entry, len(names))
+	wire := make([]wireEntry, len(names))
+	for i, n := range names {
+		e := s.getLocked(n, now, &drop)
+		if e == nil {
+			s.mu.Unlock()
+			return nil, nil, nil, fail(codeNotHeld, "%q is not held", n)
+		}
+		found[i] = e
+		wire[i] = e.wire(now)
+	}
+	if req.Delete {
+		files := make([]*os.File, len(found))
+		for i, e := range found {
+			s.takeLocked(e)
+			files[i] = e.file
+		}
+		s.mu.Unlock()
+		return wire, files, func(sent bool) { s.afterDelete(found, sent) }, nil
+	}
+	files := make([]*os.File, 0, len(found))
+	for _, e := range found {
+		d, err := dupFile(e.file)
+		if err != nil {
+			s.mu.Unlock()
+			closeAll(files)
+			s.logf("fetch: duplicating %q: %v", e.name, err)
+			return nil, nil, nil, fail(codeInternal, "duplicating %q: %v", e.name, err)
+		}
+		files = append(files, d)
+	}
+	s.mu.Unlock()
+	return wire, files, func(bool) { closeAll(files) }, nil
+}
+
+// afterDelete finishes a fetch with delete: the entries are closed if the
+// response went out, and otherwise put back where possible.
+func (s *Server) afterDelete(taken []*entry, sent bool) {
+	if sent {
+		for _, e := range taken {
+			e.file.Close()
+		}
+		return
+	}
+	now := time.Now()
+	var lost []*entry
+	s.mu.Lock()
+	for _, e := range taken {
+		if s.closed || s.entries[e.name] != nil || e.expired(now) || len(s.entries) >= s.cfg.Max {
+			lost = append(lost, e)
+			continue
+		}
+		s.entries[e.name] = e
+		s.armLocked(e, now)
+	}
+	s.mu.Unlock()
+	s.closeEntries(lost, "fetched with delete by a client that went away, and could not be put back")
+}
+
+// list describes every entry, sorted by name.
+func (s *Server) list() []wireEntry {
+	now := time.Now()
+	var drop []*entry
+	s.mu.Lock()
+	s.sweepLocked(now, &drop)
+	out := make([]wireEntry, 0, len(s.entries))
+	for _, e := range s.entries {
+		out = append(out, e.wire(now))
+	}
+	s.mu.Unlock()
+	s.closeEntries(drop, "expired")
+	slices.SortFunc(out, func(a, b wireEntry) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// remove drops the entry held under name.
+func (s *Server) remove(name string) *failure {
+	if err := activation.ValidateName(name); err != nil {
+		return fail(codeInvalid, "%v", err)
+	}
+	var drop []*entry
+	s.mu.Lock()
+	e := s.getLocked(name, time.Now(), &drop)
+	if e != nil {
+		s.takeLocked(e)
+	}
+	s.mu.Unlock()
+	s.closeEntries(drop, "expired")
+	if e == nil {
+		return fail(codeNotHeld, "%q is not held", name)
+	}
+	e.file.Close()
+	s.logf("removed %q", name)
+	return nil
+}
