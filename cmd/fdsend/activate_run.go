@@ -28,6 +28,13 @@ func (cfg *activateConfig) run() int {
 		return status
 	}
 
+	// From here on a signal no longer kills the launcher before it has
+	// cleaned up (socket files): it is queued, and a stop signal that
+	// arrives before the first start ends the launcher there.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
 	// Descriptors inherited through LISTEN_FDS come first, names kept.
 	inherited, err := inheritedFiles()
 	if err != nil {
@@ -82,9 +89,18 @@ func (cfg *activateConfig) run() int {
 		logf("descriptor store for %d descriptors at NOTIFY_SOCKET=%s", cfg.fdstore, store.Addr())
 	}
 
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	for pending := true; pending; {
+		select {
+		case sig := <-sigs:
+			if launch.IsStop(sig) {
+				logf("%v before the start; stopping", sig)
+				return 128 + int(sig.(syscall.Signal))
+			}
+			logf("%v before the start: no child to forward it to", sig)
+		default:
+			pending = false
+		}
+	}
 
 	var status int
 	if cfg.accept {
