@@ -45,11 +45,11 @@ import (
 // close-on-exec duplicate of each, made now and owned by the Cmd's user:
 // close them once Start has returned (the child has its own by then), or
 // when the Cmd will not be started; otherwise they stay open until the Cmd is
-// garbage collected. Note that clearing O_NONBLOCK in the child affects this
-// process's own descriptors for the same sockets, since they share the open
-// file description: do not go on accepting on a listener you hand to a child
-// (the sockets of net made pollable again by net.FileListener and the like are
-// unaffected, but a *net.TCPListener you keep would block in accept).
+// garbage collected. Clearing O_NONBLOCK in the child affects this process
+// too, for a socket's open file description is shared: a listener this
+// process goes on accepting on would then block a thread in accept(2) and
+// ignore deadlines. A launcher holds the sockets it hands over without using
+// them, which is unaffected.
 //
 // Errors: a name that ValidateName refuses, a file that is not an open
 // descriptor (an *fdsend.ArgError naming "files[i]"), or the lookup of name.
