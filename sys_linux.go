@@ -13,32 +13,10 @@ import (
 // (SO_PASSPIDFD, Linux 6.5); the descriptor in it must be closed if unwanted.
 const scmPIDFD = unix.SCM_PIDFD
 
-// sendmsg is one sendmsg(2), EINTR retried. It returns the raw errno.
+// sendmsg is one sendmsg(2) of one buffer, EINTR retried. It returns the
+// raw errno.
 func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
-	// Built in place, not by a helper: a store through a pointer would make
-	// the escape analysis move iov and the buffers to the heap.
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	if len(p) > 0 {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg.Iov = &iov
-		msg.SetIovlen(1)
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	for {
-		n, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_NOSIGNAL))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(n), nil
-	}
+	return sendmsg2(fd, p, nil, oob, flags)
 }
 
 // recvmsgCloexec is one recvmsg(2), EINTR retried, with every received
