@@ -70,7 +70,17 @@ func parseDecimal(s string, max uint64) (uint64, error) {
 // vars is what the LISTEN_* variables say, once checked.
 type vars struct {
 	n     int      // descriptors listenStart .. listenStart+n-1
-	names []string // one per descriptor; UnknownName for each when unnamed
+	names []string // one per descriptor, or nil when LISTEN_FDNAMES is unset
+}
+
+// name returns the name of descriptor listenStart+i: UnknownName when the
+// launcher set no names. (No slice of n names is made for unnamed
+// descriptors: n comes from the environment and may be huge.)
+func (v vars) name(i int) string {
+	if v.names == nil {
+		return UnknownName
+	}
+	return v.names[i]
 }
 
 // parseVars reads the LISTEN_* variables through lookup for the process pid.
@@ -116,11 +126,7 @@ func parseVars(lookup func(string) (string, bool), pid int, pidfdID func() (uint
 	n := int(n64)
 	namesStr, named := lookup(envFDNames)
 	if !named {
-		names := make([]string, n)
-		for i := range names {
-			names[i] = UnknownName
-		}
-		return vars{n: n, names: names}, nil
+		return vars{n: n}, nil
 	}
 	if n == 0 {
 		if namesStr != "" {

@@ -42,7 +42,7 @@ func loadInherited() ([]entry, error) {
 		// Cannot fail: the descriptor was just seen open, and nothing else
 		// in this process knows its number.
 		unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
-		name := v.names[i]
+		name := v.name(i)
 		entries[i] = entry{
 			fd:   fd,
 			name: name,

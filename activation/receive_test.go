@@ -498,6 +498,7 @@ func TestMalformedEnv(t *testing.T) {
 		{name: "fds huge", pid: "self", fds: "4294967296", wantErr: `LISTEN_FDS="4294967296": out of range`},
 		{name: "fds more than passed", pid: "self", fds: "3", names: ptr("a:b:c"), wantErr: `LISTEN_FDS="3": descriptor 5`},
 		{name: "fds far more than passed", pid: "self", fds: "1000", wantErr: `LISTEN_FDS="1000": descriptor 5`},
+		{name: "fds at the maximum", pid: "self", fds: "2147483644", wantErr: `LISTEN_FDS="2147483644": descriptor 5`},
 		{name: "too few names", pid: "self", fds: "2", names: ptr("a"), wantErr: `LISTEN_FDNAMES="a": 1 names for LISTEN_FDS=2`},
 		{name: "too many names", pid: "self", fds: "2", names: ptr("a:b:c"), wantErr: `3 names for LISTEN_FDS=2`},
 		{name: "empty names for two", pid: "self", fds: "2", names: ptr(""), wantErr: `1 names for LISTEN_FDS=2`},
