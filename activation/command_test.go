@@ -136,7 +136,7 @@ func TestCommandReport(t *testing.T) {
 		t.Errorf("the program ran as PID %d, the Cmd's process is %d: the trampoline did not exec in place", r.PID, cmd.Process.Pid)
 	}
 	checkReport(t, r, names)
-	wantDesc := []string{"a listening IPv4 stream socket", "a IPv4 datagram socket", "a listening Unix stream socket",
+	wantDesc := []string{"a listening IPv4 stream socket", "an IPv4 datagram socket", "a listening Unix stream socket",
 		"a connected Unix stream socket", "a pipe or FIFO", "a regular file", "a character device"}
 	for i, d := range wantDesc {
 		if i < len(r.Files) && r.Files[i].Desc != d {
@@ -281,7 +281,7 @@ func TestExec(t *testing.T) {
 				if r.Files[0].Addr != tcpAddr || r.Files[1].Addr != udpAddr {
 					t.Errorf("got sockets at %s, %s; want %s, %s", r.Files[0].Addr, r.Files[1].Addr, tcpAddr, udpAddr)
 				}
-				if r.Files[0].Desc != "a listening IPv4 stream socket" || r.Files[1].Desc != "a IPv4 datagram socket" {
+				if r.Files[0].Desc != "a listening IPv4 stream socket" || r.Files[1].Desc != "an IPv4 datagram socket" {
 					t.Errorf("kinds: %q, %q", r.Files[0].Desc, r.Files[1].Desc)
 				}
 			}

@@ -37,7 +37,8 @@ func (e *EnvError) Error() string {
 
 func (e *EnvError) Unwrap() error { return e.Err }
 
-// errMalformed is wrapped by EnvError for a value that does not parse.
+// envErr builds the EnvError for a malformed value: the cause wraps
+// syscall.EINVAL.
 func envErr(name, value, format string, args ...any) *EnvError {
 	return &EnvError{Var: name, Value: value, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
 }

@@ -31,8 +31,10 @@ var ErrNotInherited = errors.New("activation: no inherited descriptor has that n
 // (nil, nil): LISTEN_PID absent, or naming another process (another process
 // with the same PID, when LISTEN_PIDFDID says so on Linux). Malformed
 // variables, a name count that differs from LISTEN_FDS, names with control
-// characters or longer than 255 bytes, and descriptors that are not open are
-// an *EnvError naming the variable, and nothing is inherited.
+// characters or longer than 255 bytes, and descriptors that are not open or
+// were not inherited (close-on-exec ones were opened by this process) are an
+// *EnvError naming the variable; nothing is then adopted, and the
+// descriptors are left as they were.
 //
 // The first call of Files or of any other function of this package that
 // reads the inherited descriptors parses the variables and makes every

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -79,7 +80,7 @@ func classifyFD(fd int) (fdInfo, error) {
 	if err != nil {
 		return fdInfo{}, os.NewSyscallError("getsockopt", err)
 	}
-	family := "socket"
+	family := ""
 	if sa, err := unix.Getsockname(fd); err == nil {
 		switch sa.(type) {
 		case *unix.SockaddrInet4:
@@ -91,26 +92,41 @@ func classifyFD(fd int) (fdInfo, error) {
 		}
 	}
 	switch typ {
-	case unix.SOCK_DGRAM, unix.SOCK_RAW:
-		name := "datagram"
-		if typ == unix.SOCK_RAW {
-			name = "raw"
-		}
-		return fdInfo{desc: fmt.Sprintf("a %s %s socket", family, name), kind: kindPacket}, nil
+	case unix.SOCK_DGRAM:
+		return fdInfo{desc: sockDesc("", family, "datagram"), kind: kindPacket}, nil
+	case unix.SOCK_RAW:
+		return fdInfo{desc: sockDesc("", family, "raw"), kind: kindPacket}, nil
 	case unix.SOCK_STREAM, unix.SOCK_SEQPACKET:
 		name := "stream"
 		if typ == unix.SOCK_SEQPACKET {
 			name = "seqpacket"
 		}
 		if listening(fd) {
-			return fdInfo{desc: fmt.Sprintf("a listening %s %s socket", family, name), kind: kindListener}, nil
+			return fdInfo{desc: sockDesc("listening", family, name), kind: kindListener}, nil
 		}
 		if _, err := unix.Getpeername(fd); err != nil {
-			return fdInfo{desc: fmt.Sprintf("an unconnected %s %s socket", family, name), kind: kindFile}, nil
+			return fdInfo{desc: sockDesc("unconnected", family, name), kind: kindFile}, nil
 		}
-		return fdInfo{desc: fmt.Sprintf("a connected %s %s socket", family, name), kind: kindConn}, nil
+		return fdInfo{desc: sockDesc("connected", family, name), kind: kindConn}, nil
 	}
-	return fdInfo{desc: fmt.Sprintf("a %s socket of type %d", family, typ), kind: kindFile}, nil
+	return fdInfo{desc: sockDesc("", family, "type "+strconv.Itoa(typ)), kind: kindFile}, nil
+}
+
+// sockDesc describes a socket: "a listening IPv4 stream socket", "an IPv6
+// datagram socket", "a type 10 socket".
+func sockDesc(state, family, typ string) string {
+	var words []string
+	for _, w := range []string{state, family, typ, "socket"} {
+		if w != "" {
+			words = append(words, w)
+		}
+	}
+	article := "a"
+	switch words[0][0] {
+	case 'a', 'e', 'i', 'o', 'u', 'I':
+		article = "an"
+	}
+	return article + " " + strings.Join(words, " ")
 }
 
 // listening reports whether the stream socket fd is in the listening state.

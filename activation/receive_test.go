@@ -137,7 +137,7 @@ func TestTakeWrongKind(t *testing.T) {
 		k    kind
 		want string
 	}{
-		{"dns", kindListener, `descriptor 1 "dns" is a IPv4 datagram socket, not a listening socket`},
+		{"dns", kindListener, `descriptor 1 "dns" is an IPv4 datagram socket, not a listening socket`},
 		{"web", kindPacket, `"web" is a listening IPv4 stream socket, not a datagram socket`},
 		{"log", kindListener, `"log" is a pipe or FIFO, not a listening socket`},
 		{"log", kindConn, `"log" is a pipe or FIFO, not a connected socket`},
@@ -685,7 +685,7 @@ func TestTakingInChild(t *testing.T) {
 		`Accept with deadline: true`,
 		`Listeners(web) again: activation: descriptor 3 "web" has been taken already (each inherited descriptor can be taken once)`,
 		`ListenOrInherit(web) after taking: activation: descriptor 3 "web" has been taken already (each inherited descriptor can be taken once)`,
-		`Listener(dns): activation: descriptor 5 "dns" is a IPv4 datagram socket, not a listening socket`,
+		`Listener(dns): activation: descriptor 5 "dns" is an IPv4 datagram socket, not a listening socket`,
 		`PacketConn(dns): ok`,
 		`ReadFrom with deadline: true`,
 		`TakeFile(state): ok`,
