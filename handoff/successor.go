@@ -386,8 +386,8 @@ func (u *Upgrader) Ready() error {
 	if peer != nil {
 		m, err := u.exchange(peer, message{Op: opPrepare})
 		switch {
-		case isGone(err):
-			peer = nil // it died: nothing left to tell
+		case isGone(err) && !pointAnswers(u.cfg.Path):
+			peer = nil // it died (or closed): nothing left to tell
 		case err != nil:
 			return fail(u.peerError(pid, "preparing the hand-over", err))
 		case m.Op == opError:
@@ -446,15 +446,31 @@ func (u *Upgrader) Ready() error {
 }
 
 // exchange sends m on c and reads the answer, within exchangeTimeout.
+// A message the peer sent before closing its end (its reason) is returned
+// even if sending m failed.
 func (u *Upgrader) exchange(c *fdsend.Conn, m message) (message, error) {
-	if err := send(c, m); err != nil {
-		return message{}, err
-	}
+	serr := send(c, m)
 	c.SetReadLimits(maxRequestBytes, 0)
 	c.SetReadDeadline(time.Now().Add(exchangeTimeout))
 	a, files, err := receive(c)
 	closeFiles(files)
-	return a, err
+	if err == nil {
+		return a, nil
+	}
+	if serr != nil {
+		return message{}, serr
+	}
+	return message{}, err
+}
+
+// pointAnswers reports whether an instance listens at the hand-off point.
+func pointAnswers(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // isGone reports whether err says the peer process has closed its end.

@@ -115,7 +115,9 @@ func Open(cfg Config) (*Upgrader, error) {
 		lk.release()
 		return nil, err
 	}
+	u.mu.Lock()
 	u.timer = time.AfterFunc(cfg.ReadyTimeout, u.readyTimedOut)
+	u.mu.Unlock()
 	return u, nil
 }
 
