@@ -169,12 +169,14 @@ func (c *Client) Store(name string, file any, ttl time.Duration, replace bool) e
 // need to be allowed). Either every name is held and every descriptor
 // comes, or the call fails with nothing (ErrNotHeld for a missing name).
 func (c *Client) Fetch(names []string, remove bool) ([]*os.File, error) {
-	_, files, err := c.fetch(names, remove)
+	_, files, err := c.FetchEntries(names, remove)
 	return files, err
 }
 
-// fetch is Fetch that also returns the entries as they were when fetched.
-func (c *Client) fetch(names []string, remove bool) ([]Entry, []*os.File, error) {
+// FetchEntries is Fetch that also describes each descriptor as List would
+// at the moment it was fetched (its kind, age, and the expiry it had left),
+// in the same order as the files.
+func (c *Client) FetchEntries(names []string, remove bool) ([]Entry, []*os.File, error) {
 	if len(names) == 0 {
 		return nil, nil, &Error{Op: opFetch, Code: codeInvalid, Msg: "no names to fetch"}
 	}
@@ -251,7 +253,7 @@ func Transfer(from, to *Client) (TransferReport, error) {
 	}
 	var errs []error
 	for _, e := range entries {
-		got, files, err := from.fetch([]string{e.Name}, false)
+		got, files, err := from.FetchEntries([]string{e.Name}, false)
 		if errors.Is(err, ErrNotHeld) {
 			rep.Gone = append(rep.Gone, e.Name)
 			continue

@@ -4,6 +4,7 @@ package holder
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -248,6 +249,33 @@ func TestConfigChecked(t *testing.T) {
 			t.Errorf("Listen with %+v succeeded", cfg)
 		} else if !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("Listen with %+v: %v, want EINVAL", cfg, err)
+		}
+	}
+}
+
+// TestFitLimits checks how Max and MaxConns are fitted into the limit on
+// open descriptors.
+func TestFitLimits(t *testing.T) {
+	for _, tc := range []struct {
+		max, conns, limit  int
+		wantMax, wantConns int
+	}{
+		{1024, 1024, 20000, 1024, 1024},
+		{1024, 1024, 0, 1024, 1024},
+		{1024, 1024, 2080, 1024, 1024},
+		{1024, 1024, 1024, 744, 248},
+		{3000, 1000, 432, 300, 100},
+		{10, 1000, 100, 10, 17},
+		{1000, 5, 100, 63, 5},
+		{10, 10, 20, 1, 1},
+	} {
+		var logged string
+		cfg := fitLimits(Config{Max: tc.max, MaxConns: tc.conns, Logf: func(f string, a ...any) { logged = fmt.Sprintf(f, a...) }}, tc.limit)
+		if cfg.Max != tc.wantMax || cfg.MaxConns != tc.wantConns {
+			t.Errorf("fitLimits(%d, %d, limit %d) = %d, %d; want %d, %d", tc.max, tc.conns, tc.limit, cfg.Max, cfg.MaxConns, tc.wantMax, tc.wantConns)
+		}
+		if (cfg.Max != tc.max || cfg.MaxConns != tc.conns) != (logged != "") {
+			t.Errorf("limit %d: logged %q", tc.limit, logged)
 		}
 	}
 }

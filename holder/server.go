@@ -50,6 +50,12 @@ type Config struct {
 	Rules []Rule
 	// MaxConns is the most connections served at once (0: DefaultMaxConns).
 	// A connection beyond it gets an ErrBusy answer and is closed at once.
+	//
+	// Entries and connections each take a descriptor: if Max plus MaxConns
+	// do not fit in the process's limit on open descriptors
+	// (RLIMIT_NOFILE) with a few to spare, they are lowered (connections to
+	// a quarter of what is left at most, entries to the rest; Logf is told), so that a full holder can still accept the
+	// connections that would empty it. Server.Limits says what applies.
 	MaxConns int
 	// Timeout bounds how long a connection may take to send each whole
 	// request (counted from the end of the previous one, so it is also how
@@ -201,7 +207,7 @@ func Listen(path string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newServer(l, cfg), nil
+	return newServer(l, fitLimits(cfg, openLimit())), nil
 }
 
 // NewServer returns a Server for a listening Unix stream socket made
@@ -217,8 +223,39 @@ func NewServer(l net.Listener, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newServer(unixAcceptor{ul}, cfg), nil
+	return newServer(unixAcceptor{ul}, fitLimits(cfg, openLimit())), nil
 }
+
+// fdReserve is how many descriptors fitLimits leaves for everything but
+// entries and connections: standard streams, the runtime's poller, the
+// listening socket, and room for a few fetches' duplicates.
+const fdReserve = 32
+
+// fitLimits lowers Max and MaxConns so that the entries and connections
+// fit in limit open descriptors (RLIMIT_NOFILE; 0 when unknown) with
+// fdReserve to spare: a holder whose entries filled its descriptor table
+// could no longer accept the connection that would remove one. Connections
+// get at most a quarter of what is left, entries the rest.
+func fitLimits(cfg Config, limit int) Config {
+	budget := limit - fdReserve
+	if limit <= 0 || cfg.Max+cfg.MaxConns <= budget {
+		return cfg
+	}
+	budget = max(budget, 2)
+	asked := cfg
+	cfg.MaxConns = min(asked.MaxConns, max(1, budget/4))
+	cfg.Max = min(asked.Max, max(1, budget-cfg.MaxConns))
+	if cfg.Logf != nil {
+		cfg.Logf("only %d descriptors may be open (RLIMIT_NOFILE): holding at most %d entries and serving %d connections at once, not %d and %d", limit, cfg.Max, cfg.MaxConns, asked.Max, asked.MaxConns)
+	}
+	return cfg
+}
+
+// Limits returns the most entries the server holds and the most
+// connections it serves at once: Config.Max and Config.MaxConns, or their
+// defaults, lowered if need be to fit the process's limit on open
+// descriptors.
+func (s *Server) Limits() (maxEntries, maxConns int) { return s.cfg.Max, s.cfg.MaxConns }
 
 func newServer(ln acceptor, cfg Config) *Server {
 	return &Server{

@@ -26,3 +26,12 @@ func hungUp(c *fdsend.Conn) bool {
 	})
 	return gone
 }
+
+// openLimit returns the soft limit on open descriptors, 0 if unknown.
+func openLimit() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 0
+	}
+	return int(rl.Cur)
+}
