@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/fdsend/fdsend/holder"
+)
+
+func init() {
+	register(&subcommand{
+		name:    "hold",
+		summary: "hold descriptors by name for other processes (a descriptor holder)",
+		run:     runHold,
+	})
+}
+
+const holdUsage = `Usage: fdsend hold SOCKET [--max N] [--allow RULE]...
+
+Listen on the Unix socket SOCKET (a path, or @name for an abstract socket)
+and hold descriptors that clients store there by name, for other processes
+to fetch: a listening socket outlives the server that made it, across
+restarts. Use fdsend store, fetch, ls, rm and transfer as clients.
+
+The holder's own user may do everything; nobody else may do anything unless
+--allow grants it. The socket file is mode 0600, or 0666 when --allow names
+other users or groups (the holder checks every request against the rules).
+
+On SIGTERM or SIGINT the holder closes everything it holds, removes its
+socket file and exits 0.
+
+Options:
+      --max=N         hold at most N entries (default 1024)
+      --allow=RULE    let other users in (repeatable): uid=USER[:OPS] or
+                      gid=GROUP[:OPS], USER and GROUP by number or name,
+                      OPS a comma list of store, fetch, list, delete
+                      (default: all of them)
+  -h, --help          show this help
+`
+
+// runHold is the entry point of `fdsend hold`.
+func runHold(args []string) int {
+	c := newHolderCmd("hold", holdUsage)
+	var max int
+	var allow []string
+	c.fs.IntVar(&max, "max", holder.DefaultMax, "most entries")
+	c.fs.StringArrayVar(&allow, "allow", nil, "access rule")
+	return c.run(args, func(pos []string) (int, error) {
+		if len(pos) != 1 {
+			return 0, holderUsagef("want exactly one SOCKET, got %d arguments", len(pos))
+		}
+		if err := checkSocket(pos[0]); err != nil {
+			return 0, err
+		}
+		if max < 1 {
+			return 0, holderUsagef("--max %d: want at least 1", max)
+		}
+		cfg := holder.Config{Max: max, Logf: c.logf}
+		for _, a := range allow {
+			r, err := holder.ParseRule(a)
+			if err != nil {
+				return 0, holderUsagef("--allow: %v", strings.TrimPrefix(err.Error(), "holder: "))
+			}
+			cfg.Rules = append(cfg.Rules, r)
+		}
+		return hold(c, pos[0], cfg)
+	})
+}
+
+// hold serves until a stop signal.
+func hold(c *holderCmd, path string, cfg holder.Config) (int, error) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	srv, err := holder.Listen(path, cfg)
+	if err != nil {
+		return 1, err
+	}
+	var rules []string
+	for _, r := range cfg.Rules {
+		rules = append(rules, r.String())
+	}
+	allowed := "its own user only"
+	if len(rules) > 0 {
+		allowed = "its own user and " + strings.Join(rules, " ")
+	}
+	maxEntries, _ := srv.Limits()
+	c.logf("holding at most %d descriptors on %s (mode %04o) for %s", maxEntries, path, uint32(cfg.SocketMode()), allowed)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case sig := <-sigs:
+		c.logf("%v: closing everything held", sig)
+		if err := srv.Close(); err != nil {
+			c.logf("closing: %v", err)
+		}
+		<-served
+		return 0, nil
+	case err := <-served:
+		srv.Close()
+		if errors.Is(err, holder.ErrServerClosed) {
+			return 0, nil
+		}
+		return 1, fmt.Errorf("serving: %w", err)
+	}
+}

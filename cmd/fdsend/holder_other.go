@@ -1,0 +1,9 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd)
+
+package main
+
+import "errors"
+
+// fdOpen cannot tell on this system; passing descriptors is not supported
+// here anyway.
+func fdOpen(fd int) error { return errors.ErrUnsupported }
