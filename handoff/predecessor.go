@@ -54,9 +54,10 @@ func (u *Upgrader) serveConn(c *fdsend.Conn) {
 		if u.committing == c {
 			u.committing = nil
 		}
+		serving := u.state == stServing
 		u.mu.Unlock()
 		c.Close()
-		if prepared {
+		if prepared && serving {
 			// The newer instance vanished between prepare and ready: if it
 			// had renamed its socket over the point first, take it back.
 			go u.reclaim()
@@ -242,7 +243,10 @@ func (u *Upgrader) handOver(c *fdsend.Conn, sent []string) {
 // renamed its socket over it and then vanished before saying ready, so
 // that the next upgrade finds the instance that still serves.
 func (u *Upgrader) reclaim() {
-	if u.ownsPoint() {
+	u.mu.Lock()
+	serving := u.state == stServing
+	u.mu.Unlock()
+	if !serving || u.ownsPoint() {
 		return
 	}
 	lk, err := acquireLock(lockPath(u.cfg.Path), u.cfg.Mode, u.cfg.LockTimeout)
@@ -250,13 +254,10 @@ func (u *Upgrader) reclaim() {
 		return
 	}
 	defer lk.release()
-	if u.ownsPoint() {
-		return
-	}
 	u.mu.Lock()
-	serving := u.state == stServing
+	serving = u.state == stServing
 	u.mu.Unlock()
-	if !serving {
+	if !serving || u.ownsPoint() {
 		return
 	}
 	if c, err := net.Dial("unix", u.cfg.Path); err == nil {

@@ -709,3 +709,139 @@ func TestSuccessorProcessDies(t *testing.T) {
 		t.Error("old instance no longer answers")
 	}
 }
+
+// fakeOld listens at path as a serving instance would, greets the first
+// peer with greeting and hands the connection to script.
+func fakeOld(t *testing.T, path string, greeting message, script func(c *fdsend.Conn)) <-chan struct{} {
+	t.Helper()
+	l, err := fdsend.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer l.Close()
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if send(c, greeting) != nil {
+			return
+		}
+		script(c)
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return done
+}
+
+// expect reads the next request on c, failing the test unless it is op.
+func expect(t *testing.T, c *fdsend.Conn, op string) message {
+	m, files, err := receive(c)
+	closeFiles(files)
+	if err != nil || m.Op != op {
+		t.Errorf("fake old instance: got %+v %v, want %q", m, err, op)
+	}
+	return m
+}
+
+// TestLyingOldInstance: an older instance that breaks the protocol gets a
+// clear error, and whatever descriptors it sent are closed.
+func TestLyingOldInstance(t *testing.T) {
+	fdtest.Check(t)
+	dir := shortDir(t)
+	hello := message{Op: opHello, Version: protocolVersion, PID: 1}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+
+	for _, tc := range []struct {
+		name   string
+		answer func(wants []want) (message, []any)
+		want   string
+	}{
+		{"wrong name", func(ws []want) (message, []any) {
+			return message{Op: opFiles, Items: []item{{Name: "other", Status: statusOK, Kind: kindListener}}}, []any{r}
+		}, `item 0 is "other", the request asked for "web"`},
+		{"more files", func(ws []want) (message, []any) {
+			return message{Op: opFiles, Items: []item{{Name: "web", Status: statusOK, Kind: kindListener}}}, []any{r, w}
+		}, "more than 1 files (the read limit)"},
+		{"fewer files", func(ws []want) (message, []any) {
+			return message{Op: opFiles, Items: []item{{Name: "web", Status: statusOK, Kind: kindListener}}}, nil
+		}, "1 items handed over, 0 descriptors arrived"},
+		{"files for nothing", func(ws []want) (message, []any) {
+			return message{Op: opFiles, Items: []item{{Name: "web", Status: statusAbsent}}}, []any{r}
+		}, "0 items handed over, 1 descriptors arrived"},
+		{"kind", func(ws []want) (message, []any) {
+			return message{Op: opFiles, Items: []item{{Name: "web", Status: statusOK, Kind: kindFile}}}, []any{r}
+		}, "handed over as a file, asked for as a listener"},
+		{"status", func(ws []want) (message, []any) {
+			return message{Op: opFiles, Items: []item{{Name: "web", Status: "maybe"}}}, nil
+		}, `has status "maybe"`},
+		{"not a socket", func(ws []want) (message, []any) {
+			return message{Op: opFiles, Items: []item{{Name: "web", Status: statusOK, Kind: kindListener}}}, []any{r}
+		}, "the descriptor the older instance handed over"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "h.sock")
+			fakeOld(t, path, hello, func(c *fdsend.Conn) {
+				m := expect(t, c, opTake)
+				a, files := tc.answer(m.Want)
+				send(c, a, files...)
+				c.ReadMsg() // until the peer goes
+			})
+			u := open(t, Config{Path: path})
+			_, err := u.Listen("web", "tcp", "127.0.0.1:0")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Listen: %v, want %q", err, tc.want)
+			}
+			u.Close()
+		})
+	}
+
+	t.Run("version", func(t *testing.T) {
+		path := filepath.Join(dir, "v.sock")
+		fakeOld(t, path, message{Op: opHello, Version: 2}, func(c *fdsend.Conn) {})
+		if _, err := Open(Config{Path: path}); !errors.Is(err, syscall.EPROTONOSUPPORT) {
+			t.Errorf("Open: %v", err)
+		}
+	})
+
+	t.Run("unconfirmed", func(t *testing.T) {
+		path := filepath.Join(dir, "u.sock")
+		done := fakeOld(t, path, hello, func(c *fdsend.Conn) {
+			expect(t, c, opPrepare)
+			send(c, message{Op: opPrepared})
+			expect(t, c, opReady)
+			send(c, message{Op: opError, Error: "cannot drain"})
+			c.ReadMsg()
+		})
+		u := open(t, Config{Path: path})
+		err := u.Ready()
+		if !errors.Is(err, ErrUnconfirmed) || !strings.Contains(err.Error(), "cannot drain") {
+			t.Fatalf("Ready: %v", err)
+		}
+		<-done
+		// Ready all the same: this instance answers at the point.
+		c, err := fdsend.Dial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if m, _, err := receive(c); err != nil || m.Op != opHello || m.PID != os.Getpid() {
+			t.Errorf("greeting from the new instance: %+v %v", m, err)
+		}
+		c.Close()
+		if err := u.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("point left: %v", err)
+		}
+	})
+}
