@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fdsend/fdsend"
@@ -26,12 +27,15 @@ import (
 // Config.Timeout; a Client made by Dial notices that before its next request
 // (the hang-up is already in its socket) and connects again.
 type Client struct {
-	conn *fdsend.Conn
-	path string // where Dial connected, to connect again
+	path    string       // where Dial connected, to connect again
+	timeout atomic.Int64 // per request, in nanoseconds; 0: none
 
-	mu      sync.Mutex
-	timeout time.Duration
-	err     error // sticky: the connection is gone
+	mu  sync.Mutex // one request at a time; guards err
+	err error      // sticky: the connection is gone
+
+	cmu    sync.Mutex // guards conn and closed, never held during I/O
+	conn   *fdsend.Conn
+	closed bool
 }
 
 // Dial connects to the holder at path ("@name" for a Linux abstract
@@ -50,26 +54,64 @@ func Dial(path string) (*Client, error) {
 // closes it. Such a Client does not connect again after the holder closed
 // an idle connection.
 func NewClient(c *fdsend.Conn) *Client {
-	return &Client{conn: c, timeout: DefaultTimeout}
+	cl := &Client{conn: c}
+	cl.timeout.Store(int64(DefaultTimeout))
+	return cl
 }
 
 // SetTimeout bounds each request and its response (default DefaultTimeout;
 // 0 means no bound). A request that exceeds it fails with an error wrapping
 // os.ErrDeadlineExceeded and ends the Client.
 func (c *Client) SetTimeout(d time.Duration) {
-	c.mu.Lock()
-	c.timeout = max(d, 0)
-	c.mu.Unlock()
+	c.timeout.Store(int64(max(d, 0)))
 }
 
-// Close closes the connection. Descriptors already fetched stay open.
+// errClientClosed is returned by every call after Close.
+var errClientClosed = fmt.Errorf("holder: client closed: %w", os.ErrClosed)
+
+// Close closes the connection, which also ends a request in progress with
+// an error. Descriptors already fetched stay open. Every later call returns
+// an error wrapping os.ErrClosed.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.err == nil {
-		c.err = fmt.Errorf("holder: client closed: %w", os.ErrClosed)
+	c.cmu.Lock()
+	if c.closed {
+		c.cmu.Unlock()
+		return errClientClosed
 	}
-	c.mu.Unlock()
-	return c.conn.Close()
+	c.closed = true
+	conn := c.conn
+	c.cmu.Unlock()
+	return conn.Close()
+}
+
+// current returns the connection, or an error once the Client is closed.
+func (c *Client) current() (*fdsend.Conn, error) {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if c.closed {
+		return nil, errClientClosed
+	}
+	return c.conn, nil
+}
+
+// reconnect replaces the connection with a new one to path, unless the
+// Client has been closed meanwhile.
+func (c *Client) reconnect() (*fdsend.Conn, error) {
+	nc, err := fdsend.Dial(c.path)
+	if err != nil {
+		return nil, err
+	}
+	c.cmu.Lock()
+	if c.closed {
+		c.cmu.Unlock()
+		nc.Close()
+		return nil, errClientClosed
+	}
+	old := c.conn
+	c.conn = nc
+	c.cmu.Unlock()
+	old.Close()
+	return nc, nil
 }
 
 // roundTrip sends a request with files and reads the response. The
@@ -82,23 +124,27 @@ func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	conn, err := c.current()
+	if err != nil {
+		return response{}, nil, err
+	}
 	if c.err != nil {
 		return response{}, nil, c.err
 	}
-	if c.path != "" && hungUp(c.conn) {
-		nc, err := fdsend.Dial(c.path)
-		if err != nil {
+	if c.path != "" && hungUp(conn) {
+		if conn, err = c.reconnect(); err != nil {
+			if errors.Is(err, errClientClosed) {
+				return response{}, nil, err
+			}
 			return response{}, nil, c.broken(fmt.Errorf("holder: %s: the holder closed the idle connection, and connecting again failed: %w", req.Op, err))
 		}
-		c.conn.Close()
-		c.conn = nc
 	}
 	var deadline time.Time
-	if c.timeout > 0 {
-		deadline = time.Now().Add(c.timeout)
+	if d := time.Duration(c.timeout.Load()); d > 0 {
+		deadline = time.Now().Add(d)
 	}
-	c.conn.SetDeadline(deadline)
-	if err := c.conn.WriteMsg(data, files...); err != nil {
+	conn.SetDeadline(deadline)
+	if err := conn.WriteMsg(data, files...); err != nil {
 		var ae *fdsend.ArgError
 		if errors.As(err, &ae) {
 			// Rejected before anything was written: the stream is intact.
@@ -106,8 +152,8 @@ func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os
 		}
 		// The holder may have answered before closing (busy, shutting
 		// down): that answer says more than a broken pipe.
-		c.conn.SetReadDeadline(time.Now().Add(busyTimeout))
-		if rdata, rfiles, rerr := c.conn.ReadMsg(); rerr == nil {
+		conn.SetReadDeadline(time.Now().Add(busyTimeout))
+		if rdata, rfiles, rerr := conn.ReadMsg(); rerr == nil {
 			closeAll(rfiles)
 			var resp response
 			if json.Unmarshal(rdata, &resp) == nil && !resp.OK && resp.Code != "" {
@@ -116,7 +162,7 @@ func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os
 		}
 		return response{}, nil, c.broken(fmt.Errorf("holder: %s: %w", req.Op, err))
 	}
-	rdata, rfiles, err := c.conn.ReadMsg()
+	rdata, rfiles, err := conn.ReadMsg()
 	if err != nil {
 		return response{}, nil, c.broken(fmt.Errorf("holder: %s: %w", req.Op, err))
 	}
@@ -139,10 +185,13 @@ func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os
 	return resp, rfiles, nil
 }
 
-// broken ends the Client with err, which it returns.
+// broken ends the Client with err, which it returns; c.mu is held.
 func (c *Client) broken(err error) error {
 	c.err = err
-	c.conn.Close()
+	c.cmu.Lock()
+	conn := c.conn
+	c.cmu.Unlock()
+	conn.Close()
 	return err
 }
 

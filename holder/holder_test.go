@@ -609,3 +609,42 @@ func TestClientIdleReconnect(t *testing.T) {
 		t.Errorf("NewClient's client after an idle hang-up succeeded")
 	}
 }
+
+// TestClientCloseUnblocks: Close ends a request in progress at once, and
+// every later call fails with os.ErrClosed.
+func TestClientCloseUnblocks(t *testing.T) {
+	fdtest.Check(t)
+	s, path := startServer(t, Config{}, "")
+	release := make(chan struct{})
+	hook := func() { <-release }
+	s.beforeAnswer.Store(&hook)
+	defer close(release)
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTimeout(0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.List()
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("request in progress succeeded after Close")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not end the request in progress")
+	}
+	if _, err := c.List(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("List after Close: %v, want os.ErrClosed", err)
+	}
+	if err := c.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+}
