@@ -98,9 +98,9 @@ func ExampleClient_List() {
 		log.Fatal(err)
 	}
 	for _, e := range entries {
-		fmt.Printf("%s: %s, expires within the hour: %v\n", e.Name, e.Kind, e.ExpiresIn > 59*time.Minute)
+		fmt.Printf("%s: %s, expires in about an hour: %v\n", e.Name, e.Kind, e.ExpiresIn > 59*time.Minute)
 	}
-	// Output: null: character device /dev/null, expires within the hour: true
+	// Output: null: character device /dev/null, expires in about an hour: true
 }
 
 // Transfer moves everything a holder holds into a new one, so that the

@@ -147,6 +147,7 @@ type Error struct {
 	Msg  string
 }
 
+// Error returns "holder: OP: MSG".
 func (e *Error) Error() string {
 	return "holder: " + e.Op + ": " + e.Msg
 }
