@@ -31,8 +31,11 @@ func cmsgAlign(n int) int { return unix.CmsgSpace(n) - unix.CmsgSpace(0) }
 // nextCmsg reads the first control message of b, a buffer filled by
 // recvmsg(2) (or by anyone: nothing in it is trusted), and returns its level,
 // type and data, and the rest of the buffer after it. ok is false at the end
-// of the buffer or at a malformed header (shorter than a header, or longer
-// than what remains); nothing after it is read. Every header length is
+// of the buffer or at a header shorter than a header; nothing after it is
+// read. A header that claims more than what remains is cut to what remains
+// (darwin keeps the untruncated length when it truncates control data, and
+// the descriptors that did fit must still be found and closed) and ends the
+// walk. Every header length is
 // checked against the bytes that remain, so data never reaches past b. It is
 // a plain function of its argument, not a method on a pointer, so that the
 // escape analysis keeps the caller's buffer on its stack.
@@ -47,8 +50,11 @@ func nextCmsg(b []byte) (level, typ int32, data, rest []byte, ok bool) {
 		l = uint64(binary.NativeEndian.Uint32(b[cmsgLenOff:]))
 	}
 	start := uint64(unix.CmsgLen(0))
-	if l < start || l > uint64(len(b)) {
+	if l < start || start > uint64(len(b)) {
 		return 0, 0, nil, nil, false
+	}
+	if l > uint64(len(b)) {
+		l = uint64(len(b))
 	}
 	level = int32(binary.NativeEndian.Uint32(b[cmsgLevelOff:]))
 	typ = int32(binary.NativeEndian.Uint32(b[cmsgTypeOff:]))

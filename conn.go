@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,8 +49,8 @@ type Conn struct {
 
 	rmu       sync.Mutex
 	rerr      error // sticky: end of stream or protocol error
-	maxBytes  int64
-	maxFiles  int
+	maxBytes  atomic.Int64
+	maxFiles  atomic.Int64
 	rbuf      []byte
 	rstart    int
 	rend      int
@@ -74,7 +76,10 @@ type batch struct {
 // Close closes it, and the caller should no longer read or write it
 // directly. A socket of another type fails on first use.
 func NewConn(c *net.UnixConn) *Conn {
-	return &Conn{uc: c, maxBytes: DefaultMaxMsgBytes, maxFiles: DefaultMaxMsgFiles}
+	conn := &Conn{uc: c}
+	conn.maxBytes.Store(DefaultMaxMsgBytes)
+	conn.maxFiles.Store(DefaultMaxMsgFiles)
+	return conn
 }
 
 // Dial connects to the Unix socket at path ("@name" for a Linux abstract
@@ -90,11 +95,12 @@ func Dial(path string) (*Conn, error) {
 // SetReadLimits sets the largest message ReadMsg accepts: maxBytes of data
 // and maxFiles descriptors (defaults DefaultMaxMsgBytes and
 // DefaultMaxMsgFiles). A message over a limit is a protocol error, and its
-// descriptors are closed. Values below zero are taken as zero.
+// descriptors are closed. Values below zero are taken as zero, and maxBytes
+// above what an int holds as that. It may be called at any time, also while
+// a ReadMsg waits; the new limits apply from the next frame header read.
 func (c *Conn) SetReadLimits(maxBytes int64, maxFiles int) {
-	c.rmu.Lock()
-	c.maxBytes, c.maxFiles = max(maxBytes, 0), max(maxFiles, 0)
-	c.rmu.Unlock()
+	c.maxBytes.Store(min(max(maxBytes, 0), int64(math.MaxInt)))
+	c.maxFiles.Store(int64(max(maxFiles, 0)))
 }
 
 // checkType fails once and for all if the socket is not SOCK_STREAM.
@@ -298,11 +304,11 @@ func (c *Conn) readHeader() error {
 	}
 	c.rstart += frameHeaderLen
 	c.inMessage = true
-	if len(c.msgFiles)+h.nfiles > c.maxFiles {
-		return c.fail(fmt.Errorf("%w: message has more than %d files (the read limit)", ErrProtocol, c.maxFiles))
+	if maxFiles := c.maxFiles.Load(); int64(len(c.msgFiles)+h.nfiles) > maxFiles {
+		return c.fail(fmt.Errorf("%w: message has more than %d files (the read limit)", ErrProtocol, maxFiles))
 	}
-	if h.length > uint64(c.maxBytes) {
-		return c.fail(fmt.Errorf("%w: message of %d bytes is over the %d-byte read limit", ErrProtocol, h.length, c.maxBytes))
+	if maxBytes := c.maxBytes.Load(); h.length > uint64(maxBytes) {
+		return c.fail(fmt.Errorf("%w: message of %d bytes is over the %d-byte read limit", ErrProtocol, h.length, maxBytes))
 	}
 	// The descriptors sent with this frame came with the recvmsg that
 	// returned its first byte.
@@ -463,9 +469,7 @@ func (c *Conn) Close() error {
 	err := c.uc.Close()
 	c.rmu.Lock()
 	c.discard()
-	if c.rerr == nil {
-		c.rerr = c.opError("readmsg", net.ErrClosed)
-	}
+	c.rerr = c.opError("readmsg", net.ErrClosed)
 	c.rmu.Unlock()
 	return err
 }

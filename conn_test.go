@@ -361,6 +361,29 @@ func TestConnOneWay(t *testing.T) {
 	}
 }
 
+// SetReadLimits does not wait for a ReadMsg in progress, and applies to the
+// next header.
+func TestConnSetReadLimitsWhileReading(t *testing.T) {
+	fdtest.Check(t)
+	a, b, _, _ := connPair(t)
+	done := make(chan error, 1)
+	go func() { _, _, err := b.ReadMsg(); done <- err }()
+	time.Sleep(50 * time.Millisecond)
+	set := make(chan struct{})
+	go func() { b.SetReadLimits(10, 0); close(set) }()
+	select {
+	case <-set:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetReadLimits waited for ReadMsg")
+	}
+	if err := a.WriteMsg(make([]byte, 11)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, fdsend.ErrProtocol) {
+		t.Fatalf("message over the new limit: %v", err)
+	}
+}
+
 func TestConnEOF(t *testing.T) {
 	fdtest.Check(t)
 	a, b, _, _ := connPair(t)
@@ -377,6 +400,10 @@ func TestConnEOF(t *testing.T) {
 		if _, _, err := b.ReadMsg(); err != io.EOF {
 			t.Fatalf("after close: %v, want io.EOF", err)
 		}
+	}
+	b.Close()
+	if _, _, err := b.ReadMsg(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("after our own Close: %v, want net.ErrClosed", err)
 	}
 }
 

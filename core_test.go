@@ -113,6 +113,15 @@ func TestOriginalParentChild(t *testing.T) {
 	}
 }
 
+// embedsConn is a syscall.Conn whose embedded conn is nil: its method
+// panics.
+type embedsConn struct{ syscall.Conn }
+
+// panicFd is a value whose Fd method panics.
+type panicFd struct{}
+
+func (panicFd) Fd() uintptr { panic("no descriptor here") }
+
 // fdHolder is a value with only an Fd method.
 type fdHolder struct{ fd uintptr }
 
@@ -267,6 +276,12 @@ func TestBadArguments(t *testing.T) {
 		{"negative int64 after conn", a, []any{good, int64(-5)}, "files[1]", "int64", syscall.EBADF},
 		{"huge int64", a, []any{int64(1) << 40}, "files[0]", "int64", syscall.EBADF},
 		{"huge uintptr", a, []any{^uintptr(0)}, "files[0]", "uintptr", syscall.EBADF},
+		{"zero os.File", a, []any{good, &os.File{}}, "files[1]", "*os.File", os.ErrInvalid},
+		{"nil embedded conn", a, []any{embedsConn{}}, "files[0]", "fdsend_test.embedsConn", os.ErrInvalid},
+		{"panicking Fd", a, []any{panicFd{}}, "files[0]", "fdsend_test.panicFd", os.ErrInvalid},
+		{"zero os.File sock", &os.File{}, []any{good}, "sock", "*os.File", os.ErrInvalid},
+		{"closed sock", closedConn, []any{good}, "sock", "*net.UnixConn", net.ErrClosed},
+		{"closed file sock", closed, nil, "sock", "*os.File", os.ErrClosed},
 		{"nil sock", nil, []any{good}, "sock", "<nil>", nil},
 		{"typed nil sock", nilConn, []any{good}, "sock", "*net.UnixConn", nil},
 		{"string sock", "/tmp/x", nil, "sock", "string", nil},
@@ -292,11 +307,18 @@ func TestBadArguments(t *testing.T) {
 		})
 	}
 	// Receiving on bad sockets.
-	for _, sock := range []any{nil, nilConn, "x", -1, closedConn} {
+	for _, sock := range []any{nil, nilConn, "x", -1, closedConn, &os.File{}, embedsConn{}} {
 		_, _, err := fdsend.Recv(sock, make([]byte, 4), 1)
 		if err == nil {
 			t.Errorf("Recv(%T) succeeded", sock)
 		}
+	}
+	var ae *fdsend.ArgError
+	if _, _, err := fdsend.Recv(closedConn, make([]byte, 4), 1); !errors.As(err, &ae) || ae.Arg != "sock" || !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Recv on a closed conn: %v", err)
+	}
+	if _, err := fdsend.PeerCred(&os.File{}); !errors.Is(err, os.ErrInvalid) {
+		t.Errorf("PeerCred(zero os.File): %v", err)
 	}
 	if _, _, err := fdsend.Recv(b, nil, -1); err == nil || !strings.Contains(err.Error(), "maxFiles") {
 		t.Errorf("Recv with maxFiles -1: %v", err)
@@ -581,6 +603,32 @@ func TestDeadlines(t *testing.T) {
 		if i > 1000 {
 			t.Fatal("send never blocked")
 		}
+	}
+}
+
+// MSG_DONTWAIT is honoured on pollable sockets too: a full socket gives
+// EAGAIN at once instead of waiting.
+func TestSendDontWait(t *testing.T) {
+	fdtest.Check(t)
+	a, _ := pair(t, syscall.SOCK_STREAM)
+	chunk := make([]byte, 1<<16)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 10000; i++ {
+			if _, err := fdsend.SendMsg(a, chunk, nil, unix.MSG_DONTWAIT); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- errors.New("never filled")
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EAGAIN) {
+			t.Fatalf("SendMsg with MSG_DONTWAIT on a full socket: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SendMsg with MSG_DONTWAIT waited")
 	}
 }
 

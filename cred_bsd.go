@@ -18,3 +18,7 @@ func peerCred(fd int) (Cred, error) {
 	c.PID = peerPID(fd)
 	return c, nil
 }
+
+// peerCredSupported says whether PeerCred works here (a Listener's
+// allow-list needs it).
+const peerCredSupported = true

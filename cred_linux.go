@@ -10,3 +10,7 @@ func peerCred(fd int) (Cred, error) {
 	}
 	return Cred{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid)}, nil
 }
+
+// peerCredSupported says whether PeerCred works here (a Listener's
+// allow-list needs it).
+const peerCredSupported = true

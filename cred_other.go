@@ -13,3 +13,7 @@ import (
 func peerCred(fd int) (Cred, error) {
 	return Cred{}, fmt.Errorf("fdsend: peer credentials on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
+
+// peerCredSupported says whether PeerCred works here (a Listener's
+// allow-list needs it).
+const peerCredSupported = false

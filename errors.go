@@ -3,6 +3,7 @@ package fdsend
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 )
@@ -51,3 +52,13 @@ type closedError struct{ err error }
 
 func (e closedError) Error() string   { return "closed: " + e.err.Error() }
 func (e closedError) Unwrap() []error { return []error{e.err, os.ErrClosed} }
+
+// sockClosed names the sock argument in an error that says its RawConn was
+// closed (before the call or, by another goroutine, during it); other errors
+// (deadlines) pass unchanged.
+func sockClosed(sock any, err error) error {
+	if err != nil && errors.Is(err, net.ErrClosed) {
+		return argError("sock", -1, sock, closedError{err})
+	}
+	return err
+}

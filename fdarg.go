@@ -3,6 +3,7 @@
 package fdsend
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -74,16 +75,16 @@ func resolve(v any, name string, index int) (resolved, error) {
 	}
 	switch x := v.(type) {
 	case syscall.Conn:
-		rc, err := x.SyscallConn()
+		rc, err := probeConn(x)
 		if err != nil {
 			return resolved{}, argError(name, index, v, err)
 		}
-		if rc == nil {
-			return resolved{}, argError(name, index, v, errNil)
-		}
 		return resolved{rc: rc}, nil
 	case fder:
-		fd := x.Fd()
+		fd, ok := callFd(x)
+		if !ok {
+			return resolved{}, argError(name, index, v, errPanicked)
+		}
 		if fd == ^uintptr(0) {
 			// What (*os.File).Fd-like methods return once closed.
 			return resolved{}, argError(name, index, v, os.ErrClosed)
@@ -94,4 +95,40 @@ func resolve(v any, name string, index int) (resolved, error) {
 		return resolved{fd: int(fd)}, nil
 	}
 	return resolved{}, argError(name, index, v, errNotDescriptor)
+}
+
+// errPanicked is the cause of an ArgError for a value whose own methods
+// panicked (a zero os.File, a struct embedding a nil syscall.Conn).
+var errPanicked = fmt.Errorf("its SyscallConn, Control or Fd method panicked (a zero value?): %w", os.ErrInvalid)
+
+// probeConn gets a value's RawConn and checks that Control works on it: a
+// closed file or conn is refused here, before anything is sent, and a value
+// whose methods panic is an error, not a panic of ours.
+func probeConn(c syscall.Conn) (rc syscall.RawConn, err error) {
+	defer func() {
+		if recover() != nil {
+			rc, err = nil, errPanicked
+		}
+	}()
+	rc, err = c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	if rc == nil {
+		return nil, errNil
+	}
+	if err := rc.Control(func(uintptr) {}); err != nil {
+		return nil, closedError{err}
+	}
+	return rc, nil
+}
+
+// callFd calls a value's Fd method; ok is false if it panicked.
+func callFd(x fder) (fd uintptr, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return x.Fd(), true
 }

@@ -42,8 +42,8 @@ func Listen(path string) (*Listener, error) {
 	return ListenConfig{}.Listen(path)
 }
 
-// Listen creates a listening Unix socket at path, or at the Linux abstract
-// address "@name". A socket file left behind by a listener that is gone is
+// Listen creates a listening Unix socket at path, or on Linux at the
+// abstract address "@name" (elsewhere "@name" is an ordinary file name). A socket file left behind by a listener that is gone is
 // replaced; one that still has a listener is refused (EADDRINUSE), and a path
 // that holds anything but a socket is refused and left alone (EEXIST). The
 // socket is close-on-exec and owned by the Listener; Close removes the file
@@ -56,7 +56,10 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 	if mode == 0 {
 		mode = 0o600
 	}
-	abstract := strings.HasPrefix(path, "@")
+	abstract := abstractAddrs && strings.HasPrefix(path, "@")
+	if (len(lc.AllowUIDs) > 0 || len(lc.AllowGIDs) > 0) && !peerCredSupported {
+		return nil, &ArgError{Arg: "lc", Type: "ListenConfig", Err: fmt.Errorf("an allow-list needs peer credentials, which this system does not give: %w", errors.ErrUnsupported)}
+	}
 	if !abstract {
 		if err := removeStale(path); err != nil {
 			return nil, err
@@ -80,8 +83,9 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 	}
 	l := &Listener{cfg: lc, path: path}
 	if !abstract {
-		// Nobody can connect before listen(2): set the mode now.
-		if err := unix.Fchmodat(unix.AT_FDCWD, path, uint32(mode), 0); err != nil {
+		// Nobody can connect before listen(2): set the mode now, without
+		// following a symlink someone may have put in the socket's place.
+		if err := chmodNoFollow(path, uint32(mode)); err != nil {
 			os.Remove(path)
 			return fail("chmod", err)
 		}
@@ -178,12 +182,31 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) { return l.ul.SyscallC
 // if it is still the one this Listener created (same device and inode), so
 // that a successor that took the path over keeps its socket.
 func (l *Listener) Close() error {
-	err := l.ul.Close()
-	if l.path != "" && !strings.HasPrefix(l.path, "@") {
+	// Compare and remove while our socket still holds its inode: once it is
+	// closed, a successor's new socket file may get the same inode number.
+	if l.ino != 0 {
 		var st unix.Stat_t
-		if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && st.Ino == l.ino {
+		if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino {
 			os.Remove(l.path)
 		}
 	}
-	return err
+	return l.ul.Close()
+}
+
+// chmodNoFollow sets the mode of the socket file at path. Where the kernel
+// can refuse to follow a symlink (fchmodat2, Linux 6.6), it does; elsewhere
+// the path is checked to be a socket first.
+func chmodNoFollow(path string, mode uint32) error {
+	err := unix.Fchmodat(unix.AT_FDCWD, path, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if err != unix.EOPNOTSUPP && err != unix.ENOSYS && err != unix.EINVAL {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s is no longer our socket: %w", path, syscall.EEXIST)
+	}
+	return unix.Fchmodat(unix.AT_FDCWD, path, mode, 0)
 }

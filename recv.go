@@ -19,14 +19,16 @@ const oobRecvMax = 64 + 4*maxFilesPerMsg + oobExtraMax
 const oobExtraMax = 256
 
 // oobExtra is the room kept in every control buffer beyond the descriptors:
-// a credentials header (SO_PASSCRED on Linux, LOCAL_CREDS on the BSDs comes
-// before SCM_RIGHTS in every message) and a pidfd header (SO_PASSPIDFD), so
-// that they never push the files out of the buffer.
+// a credentials header (Linux's SO_PASSCRED puts one before SCM_RIGHTS in
+// every message) and a pidfd header (SO_PASSPIDFD), so that they never push
+// the files out of the buffer. FreeBSD's LOCAL_CREDS header grows with the
+// peer's groups and may exceed this; it comes with the first message only,
+// and the cost there is reported truncation, never a leak.
 var oobExtra = unix.CmsgSpace(168) + unix.CmsgSpace(4)
 
 // oobLen returns the control buffer size for a receive of up to n files.
 func oobLen(n int) int {
-	if n > maxFilesPerMsg {
+	if n > maxFilesPerMsg || fullControlBuffer {
 		n = maxFilesPerMsg
 	}
 	return unix.CmsgSpace(4*n) + oobExtra
@@ -54,6 +56,9 @@ func oobLen(n int) int {
 // "recvmsg". As with recvmsg(2), n == 0 with no descriptors on a stream socket
 // means the peer has closed.
 func RecvMsg(sock any, buf []byte, fds []int, flags int) (n, nfds, msgFlags int, err error) {
+	if needsDataByte && len(buf) == 0 {
+		return 0, 0, 0, &ArgError{Arg: "buf", Type: "[]byte", Err: errEmptyNeedsByte}
+	}
 	var oobBuf [oobRecvMax]byte
 	oob := oobBuf[:oobLen(len(fds))]
 	n, oobn, msgFlags, err := recvOn(sock, buf, oob, flags)
@@ -124,10 +129,10 @@ func recvOn(sock any, buf, oob []byte, flags int) (n, oobn, mflags int, err erro
 		// concrete RawConn and keeps it and the closure on the stack.
 		var rerr error
 		err = rc.Read(func(fd uintptr) bool {
-			n, oobn, mflags, rerr = recvmsgCloexec(int(fd), buf, oob, flags)
+			n, oobn, mflags, rerr = recvmsgPolled(int(fd), buf, oob, flags)
 			return rerr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
 		})
-		return rcResult(n, oobn, mflags, err, rerr)
+		return rcResult(n, oobn, mflags, sockClosed(sock, err), rerr)
 	}
 	r, err := resolve(sock, "sock", -1)
 	if err != nil {
@@ -154,7 +159,7 @@ func recvOn(sock any, buf, oob []byte, flags int) (n, oobn, mflags int, err erro
 func recvRC(rc syscall.RawConn, buf, oob []byte, flags int) (n, oobn, mflags int, err error) {
 	var rerr error
 	err = rc.Read(func(fd uintptr) bool {
-		n, oobn, mflags, rerr = recvmsgCloexec(int(fd), buf, oob, flags)
+		n, oobn, mflags, rerr = recvmsgPolled(int(fd), buf, oob, flags)
 		return rerr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
 	})
 	return rcResult(n, oobn, mflags, err, rerr)

@@ -47,6 +47,9 @@ func SendMsg(sock any, msg []byte, files []any, flags int) (int, error) {
 	if len(files) > maxFilesPerMsg {
 		return 0, fmt.Errorf("fdsend: files: %d files, at most %d fit in one message: %w", len(files), maxFilesPerMsg, syscall.EINVAL)
 	}
+	if needsDataByte && len(msg) == 0 && len(files) > 0 {
+		return 0, &ArgError{Arg: "msg", Type: "[]byte", Err: errEmptyNeedsByte}
+	}
 	if !allInts(files) {
 		return sendHeld(sock, msg, files, flags)
 	}
@@ -158,9 +161,9 @@ func sendOn(sock any, msg, oob []byte, flags int) (int, error) {
 				}
 			}
 			n, serr = sendmsg(int(fd), msg, oob, flags)
-			return serr != unix.EAGAIN
+			return serr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
 		})
-		return rcSendResult(n, werr, serr)
+		return rcSendResult(n, sockClosed(sock, werr), serr)
 	}
 	r, err := resolve(sock, "sock", -1)
 	if err != nil {
@@ -196,7 +199,7 @@ func sendRC(rc syscall.RawConn, msg, oob []byte, flags int) (int, error) {
 			}
 		}
 		n, serr = sendmsg(int(fd), msg, oob, flags)
-		return serr != unix.EAGAIN
+		return serr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
 	})
 	return rcSendResult(n, werr, serr)
 }
@@ -219,6 +222,11 @@ func rcSendResult(n int, werr, serr error) (int, error) {
 // errEmptyOnStream is the cause of the error for files with an empty message
 // on a stream socket.
 var errEmptyOnStream = fmt.Errorf("files need at least one byte of msg on a stream socket (the kernel would drop them): %w", syscall.EINVAL)
+
+// errEmptyNeedsByte is the cause of the error for an empty message with
+// files, or an empty receive buffer, where the system's message calls would
+// add a byte of their own (darwin, OpenBSD).
+var errEmptyNeedsByte = fmt.Errorf("must not be empty on this system (its libc interface adds a dummy byte): %w", syscall.EINVAL)
 
 // checkEmptyOnStream refuses files with an empty message on a SOCK_STREAM
 // socket. It costs a getsockopt only in that case.

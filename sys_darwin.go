@@ -6,21 +6,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// scmPIDFD: darwin has no pidfd control message.
-const scmPIDFD = -1
+// msgNoSignal: darwin has no MSG_NOSIGNAL; the Go runtime ignores SIGPIPE
+// on sockets other than stdout and stderr.
+const msgNoSignal = 0
 
-// sendmsg is one sendmsg(2), EINTR retried. It returns the raw errno. Darwin
-// has no MSG_NOSIGNAL; the Go runtime ignores SIGPIPE on sockets that are
-// not stdout or stderr.
-func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
-	for {
-		n, err := unix.SendmsgN(fd, p, oob, nil, flags)
-		if err == unix.EINTR {
-			continue
-		}
-		return n, err
-	}
-}
+// fullControlBuffer: when darwin truncates control data it still installs
+// every descriptor, including those that did not fit, which could then be
+// neither found nor closed. So every receive gives room for the most
+// descriptors a message can carry, and what does not fit in the caller's
+// slice is closed by us.
+const fullControlBuffer = true
 
 // recvmsgCloexec receives without blocking and marks every received
 // descriptor close-on-exec before anyone can fork: darwin has no
@@ -31,33 +26,27 @@ func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 func recvmsgCloexec(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
-	for {
-		n, oobn, mflags, _, err = unix.Recvmsg(fd, p, oob, flags|unix.MSG_DONTWAIT)
-		if err == unix.EINTR {
-			continue
-		}
-		break
-	}
+	n, oobn, mflags, err = recvmsgRaw(fd, p, oob, flags|unix.MSG_DONTWAIT)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	rest := oob[:oobn]
-	for {
-		var level, typ int32
-		var data []byte
-		var ok bool
-		level, typ, data, rest, ok = nextCmsg(rest)
-		if !ok {
-			break
-		}
-		if level != unix.SOL_SOCKET || typ != unix.SCM_RIGHTS {
-			continue
-		}
-		for i := 0; i < len(data)/4; i++ {
-			unix.CloseOnExec(fdAt(data, i))
-		}
-	}
+	forEachRight(oob[:oobn], func(fd int) { unix.CloseOnExec(fd) })
 	return n, oobn, mflags, nil
+}
+
+// recvmsgPolled is what a RawConn's Read callback calls. The receive is
+// always MSG_DONTWAIT; when the descriptor is in blocking mode the runtime
+// cannot poll it (an *os.File made from an inherited socket), so EAGAIN
+// waits here with poll(2), outside the fork lock, instead of failing.
+func recvmsgPolled(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	n, oobn, mflags, err = recvmsgCloexec(fd, p, oob, flags)
+	if err != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0 {
+		return n, oobn, mflags, err
+	}
+	if fl, ferr := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); ferr == nil && fl&unix.O_NONBLOCK == 0 {
+		return recvBlocking(fd, p, oob, flags)
+	}
+	return n, oobn, mflags, err
 }
 
 // recvBlocking receives on a descriptor the runtime does not poll. It waits
@@ -83,9 +72,9 @@ func recvBlocking(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err er
 	}
 }
 
-// socketpairCloexec creates a connected pair, both ends close-on-exec: darwin
+// socketpairFlags creates a connected pair, both ends close-on-exec: darwin
 // has no SOCK_CLOEXEC, so the pair is made and marked under the fork lock.
-func socketpairCloexec(typ int) ([2]int, error) {
+func socketpairFlags(typ int) ([2]int, error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
 	fds, err := unix.Socketpair(unix.AF_UNIX, typ, 0)
@@ -95,19 +84,6 @@ func socketpairCloexec(typ int) ([2]int, error) {
 	unix.CloseOnExec(fds[0])
 	unix.CloseOnExec(fds[1])
 	return fds, nil
-}
-
-// sendmsg2 is one sendmsg(2) of two buffers (a frame header and its data)
-// with optional control data, EINTR retried. It returns the raw errno.
-func sendmsg2(fd int, p1, p2, oob []byte, flags int) (int, error) {
-	bufs := [][]byte{p1, p2}
-	for {
-		n, err := unix.SendmsgBuffers(fd, bufs, oob, nil, flags)
-		if err == unix.EINTR {
-			continue
-		}
-		return n, err
-	}
 }
 
 // socketCloexec creates a close-on-exec SOCK_STREAM Unix socket, marked

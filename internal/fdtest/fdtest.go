@@ -51,34 +51,53 @@ func Count(t testing.TB) int {
 }
 
 // Check notes the open descriptors now and, when the test ends, fails it if
-// more are open than before, naming each new one. Descriptors closed by
-// goroutines still finishing are given a second to go. Tests that call Check
-// must not run in parallel with tests that open descriptors.
+// any descriptor is open that was not before (a leak), or if one that was
+// open before is gone or now points elsewhere (closed by mistake, perhaps
+// twice) — so a leak and a wrong close cannot cancel out. Descriptors closed
+// by goroutines still finishing are given a second to go. pidfds, which
+// os/exec holds until a process is waited for, may vanish. Tests that call
+// Check must not run in parallel with tests that open descriptors.
 func Check(t testing.TB) {
 	t.Helper()
 	before := Open(t)
 	t.Cleanup(func() {
-		var after map[int]string
+		var leaked, lost []string
 		deadline := time.Now().Add(time.Second)
 		for {
-			after = Open(t)
-			if len(after) <= len(before) || time.Now().After(deadline) {
+			leaked, lost = diff(before, Open(t))
+			if len(leaked)+len(lost) == 0 || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		if len(after) <= len(before) {
-			return
+		if len(leaked) > 0 {
+			t.Errorf("descriptor leak: %d new: %s", len(leaked), strings.Join(leaked, ", "))
 		}
-		var leaked []string
-		for fd, target := range after {
-			if old, ok := before[fd]; !ok || old != target {
-				leaked = append(leaked, fmt.Sprintf("%d -> %s", fd, target))
-			}
+		if len(lost) > 0 {
+			t.Errorf("descriptors open before the test were closed or replaced: %s", strings.Join(lost, ", "))
 		}
-		sort.Strings(leaked)
-		t.Errorf("descriptor leak: %d open before, %d after; new: %s", len(before), len(after), strings.Join(leaked, ", "))
 	})
+}
+
+// diff lists the descriptors of after that are new, and those of before that
+// are gone or changed.
+func diff(before, after map[int]string) (leaked, lost []string) {
+	for fd, target := range after {
+		if old, ok := before[fd]; !ok || old != target {
+			leaked = append(leaked, fmt.Sprintf("%d -> %s", fd, target))
+		}
+	}
+	for fd, target := range before {
+		if now, ok := after[fd]; !ok || now != target {
+			if !ok && target == "anon_inode:[pidfd]" {
+				continue
+			}
+			lost = append(lost, fmt.Sprintf("%d (was %s)", fd, target))
+		}
+	}
+	sort.Strings(leaked)
+	sort.Strings(lost)
+	return leaked, lost
 }
 
 // WorldBinary copies the running test binary into a fresh directory that
