@@ -14,16 +14,34 @@ import (
 )
 
 // FuzzConnReadMsg drives the frame decoder with arbitrary bytes on a real
-// socket: ReadMsg never panics, every error is one of the documented kinds,
-// a message is never longer than the bytes sent, and once an error is
-// returned it stays.
+// socket, sent in two writes that each carry 0 to 7 descriptors: ReadMsg
+// never panics, every error is one of the documented kinds, a message is
+// never longer than the bytes sent nor has more files than were sent, once
+// an error is returned it stays, and no descriptor is left open.
 func FuzzConnReadMsg(f *testing.F) {
-	f.Add(frame(false, 0, 3), []byte("abc"))
-	f.Add(frame(true, 253, 0), []byte{})
-	f.Add(frame(false, 0, 0), frame(false, 0, 1))
-	f.Add([]byte("fd\x01\x00"), []byte("\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05hello"))
-	f.Add(frame(false, 1, 0), []byte{})
-	f.Fuzz(func(t *testing.T, a, b []byte) {
+	f.Add(frame(false, 0, 3), []byte("abc"), uint8(0), uint8(0))
+	f.Add(frame(true, 253, 0), []byte{}, uint8(3), uint8(0))
+	f.Add(frame(false, 0, 0), frame(false, 0, 1), uint8(0), uint8(1))
+	f.Add([]byte("fd\x01\x00"), []byte("\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05hello"), uint8(0), uint8(0))
+	f.Add(frame(false, 1, 0), []byte{}, uint8(1), uint8(0))
+	f.Add(frame(false, 2, 2), []byte("hi"), uint8(2), uint8(0))
+	f.Add(append(frame(false, 0, 1), 'x'), frame(false, 3, 0), uint8(0), uint8(3))
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer null.Close()
+	f.Fuzz(func(t *testing.T, a, b []byte, na, nb uint8) {
+		na, nb = na%8, nb%8
+		if (len(a) == 0 && na > 0) || (len(b) == 0 && nb > 0) {
+			return // a stream cannot carry files without a byte
+		}
+		startFDs := len(openFDs())
+		defer func() {
+			if n := len(openFDs()); n != startFDs {
+				t.Fatalf("%d descriptors open before, %d after", startFDs, n)
+			}
+		}()
 		x, y, err := fdsend.Socketpair(syscall.SOCK_STREAM)
 		if err != nil {
 			t.Fatal(err)
@@ -36,13 +54,23 @@ func FuzzConnReadMsg(f *testing.F) {
 		if len(input) > 1<<16 {
 			return
 		}
+		filesOf := func(n uint8) []any {
+			files := make([]any, n)
+			for i := range files {
+				files[i] = null
+			}
+			return files
+		}
+		written := make(chan struct{})
 		go func() {
-			x.Write(a)
-			x.Write(b)
+			defer close(written)
+			fdsend.SendMsg(x, a, filesOf(na), 0)
+			fdsend.SendMsg(x, b, filesOf(nb), 0)
 			x.CloseWrite()
 		}()
+		defer func() { <-written }()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		total := 0
+		total, totalFiles := 0, 0
 		for i := 0; ; i++ {
 			data, files, err := c.ReadMsg()
 			for _, f := range files {
@@ -64,8 +92,9 @@ func FuzzConnReadMsg(f *testing.F) {
 				}
 				return
 			}
-			if len(files) != 0 {
-				t.Fatal("files from a stream that carried none")
+			totalFiles += len(files)
+			if totalFiles > int(na)+int(nb) {
+				t.Fatalf("%d files from %d sent", totalFiles, na+nb)
 			}
 			total += 16 + len(data)
 			if total > len(input) {
