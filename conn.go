@@ -56,6 +56,7 @@ type Conn struct {
 	rend      int
 	roff      int64   // stream offset of rbuf[rend]: bytes received so far
 	batches   []batch // descriptors received and not yet claimed by a frame
+	slab      []int   // storage the batches' descriptor lists are cut from
 	fdbuf     [maxFilesPerMsg]int
 	msgFiles  []int  // descriptors of the message being read
 	msgData   []byte // data of the message being read (final frame)
@@ -382,7 +383,12 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 	}
 	var fds []int
 	if nfds > 0 {
-		fds = append([]int(nil), c.fdbuf[:nfds]...)
+		if len(c.batches) == 0 {
+			c.slab = c.slab[:0] // nothing refers to it any more
+		}
+		start := len(c.slab)
+		c.slab = append(c.slab, c.fdbuf[:nfds]...)
+		fds = c.slab[start:len(c.slab):len(c.slab)]
 	}
 	if flags&unix.MSG_CTRUNC != 0 {
 		for _, fd := range fds {
