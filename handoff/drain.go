@@ -3,10 +3,12 @@ package handoff
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -57,6 +59,7 @@ type connInfo struct {
 // called). Call it before serving, and serve with the drainer's Serve.
 // idleGrace is how long Drain leaves an idle or silent connection open for
 // a last request; 0 means DefaultIdleGrace.
+// A nil srv gives a drainer whose Serve fails.
 func NewHTTPDrainer(srv *http.Server, idleGrace time.Duration) *HTTPDrainer {
 	if idleGrace <= 0 {
 		idleGrace = DefaultIdleGrace
@@ -67,6 +70,9 @@ func NewHTTPDrainer(srv *http.Server, idleGrace time.Duration) *HTTPDrainer {
 		conns:     make(map[net.Conn]*connInfo),
 		listeners: make(map[net.Listener]struct{}),
 		changed:   make(chan struct{}, 1),
+	}
+	if srv == nil {
+		return d
 	}
 	next := srv.Handler
 	if next == nil {
@@ -111,6 +117,9 @@ func (d *HTTPDrainer) track(c net.Conn, st http.ConnState) {
 // drainer from here: Drain closes it. Serve on a drainer that is draining
 // closes l and returns http.ErrServerClosed at once.
 func (d *HTTPDrainer) Serve(l net.Listener) error {
+	if d.srv == nil || l == nil {
+		return fmt.Errorf("handoff: HTTPDrainer.Serve with a nil server or listener: %w", syscall.EINVAL)
+	}
 	d.mu.Lock()
 	if d.draining.Load() {
 		d.mu.Unlock()
@@ -135,6 +144,9 @@ func (d *HTTPDrainer) Serve(l net.Listener) error {
 // ends first, the remaining connections are closed and ctx's error is
 // returned. Calling Drain again waits again.
 func (d *HTTPDrainer) Drain(ctx context.Context) error {
+	if d.srv == nil {
+		return fmt.Errorf("handoff: HTTPDrainer.Drain with a nil server: %w", syscall.EINVAL)
+	}
 	d.mu.Lock()
 	d.draining.Store(true)
 	var errs []error

@@ -219,8 +219,10 @@ func (u *Upgrader) Inherited(name string) bool {
 // the lock is released and the older instance goes on serving. After
 // Ready it stops serving hand-off requests and, unless a newer instance has
 // taken the point over, removes the socket file (under the lock, so it
-// never removes a newer instance's). The sockets and files handed out stay
-// open: they are the caller's. Close waits for a Ready in progress.
+// never removes a newer instance's; it waits for an upgrade in progress,
+// up to Config.LockTimeout, and leaves the file if that runs out). The
+// sockets and files handed out stay open: they are the caller's. Close
+// waits for a Ready in progress, and may be called more than once.
 func (u *Upgrader) Close() error {
 	u.readyMu.Lock()
 	defer u.readyMu.Unlock()
