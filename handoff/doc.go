@@ -7,9 +7,9 @@
 //
 // Instances meet at a hand-off point: a Unix socket path (mode 0600 by
 // default) and a lock file beside it (the path plus ".lock"). At any moment
-// one instance owns the point and serves, and at most one more — the one
-// holding the lock — is starting; a third waits for the lock, up to
-// Config.LockTimeout. A starting instance calls Open, asks for each socket
+// one instance owns the point and serves (older ones may still be
+// draining), and at most one more — the one holding the lock — is
+// starting; a third waits for the lock, up to Config.LockTimeout. A starting instance calls Open, asks for each socket
 // by name and address (Listen, ListenPacket, File) and gets the running
 // instance's socket of that name when there is one and its address is the
 // one asked for, or a fresh one otherwise; it then sets itself up and calls

@@ -142,6 +142,18 @@ func obtain[T any](u *Upgrader, op string, wants []want,
 		if err != nil {
 			return fail(err)
 		}
+		// Convert what arrived at once (each received descriptor is
+		// closed as soon as it is converted), then open the rest afresh,
+		// in order.
+		got := make([]T, len(chunk))
+		have := make([]bool, len(chunk))
+		dropGot := func(from int) {
+			for j := from; j < len(chunk); j++ {
+				if have[j] {
+					closeT(got[j])
+				}
+			}
+		}
 		for i, w := range chunk {
 			if files[i] == nil {
 				continue
@@ -153,28 +165,22 @@ func obtain[T any](u *Upgrader, op string, wants []want,
 			files[i] = nil
 			if err != nil {
 				closeFiles(files)
+				dropGot(0)
 				return fail(fmt.Errorf("handoff: %s %q: the descriptor the older instance handed over: %w", op, w.Name, err))
 			}
-			for len(out) < start+i {
-				// Fill in fresh ones before it, to keep eps' order.
-				fw := wants[len(out)]
-				fv, err := fresh(fw)
-				if err != nil {
-					closeT(v)
-					closeFiles(files)
-					return fail(freshError(op, fw, err))
-				}
-				out, inherited = append(out, fv), append(inherited, false)
-			}
-			out, inherited = append(out, v), append(inherited, true)
+			got[i], have[i] = v, true
 		}
-		for len(out) < start+len(chunk) {
-			fw := wants[len(out)]
-			fv, err := fresh(fw)
-			if err != nil {
-				return fail(freshError(op, fw, err))
+		for i, w := range chunk {
+			if !have[i] {
+				v, err := fresh(w)
+				if err != nil {
+					dropGot(i + 1)
+					return fail(freshError(op, w, err))
+				}
+				got[i] = v
 			}
-			out, inherited = append(out, fv), append(inherited, false)
+			out = append(out, got[i])
+			inherited = append(inherited, have[i])
 		}
 	}
 	u.mu.Lock()
