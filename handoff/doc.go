@@ -7,20 +7,21 @@
 //
 // Instances meet at a hand-off point: a Unix socket path (mode 0600 by
 // default) and a lock file beside it (the path plus ".lock"). At any moment
-// one instance owns the point and serves (older ones may still be
-// draining), and at most one more — the one holding the lock — is
-// starting; a third waits for the lock, up to Config.LockTimeout. A starting instance calls Open, asks for each socket
-// by name and address (Listen, ListenPacket, File) and gets the running
-// instance's socket of that name when there is one and its address is the
-// one asked for, or a fresh one otherwise; it then sets itself up and calls
-// Ready. Ready binds its own socket at a temporary path in the same
-// directory and renames it over the hand-off point while holding the lock,
-// so that whoever comes next finds an instance there at every moment, and
-// then tells the old instance, whose Draining channel closes: it stops
-// accepting, finishes what it has in flight and exits. Until Ready, the old
-// instance has stopped and closed nothing: if the new one crashes, exits, or
-// takes longer than Config.ReadyTimeout, the old one goes on serving as if
-// nothing had happened, and the next upgrade talks to it again.
+// one instance owns the point and serves (older ones may still be draining),
+// and at most one more — the one holding the lock — is starting; a third
+// waits for the lock, up to Config.LockTimeout. A starting instance calls
+// Open, asks for each socket by name and address (Listen, ListenPacket,
+// File) and gets the running instance's socket of that name when there is
+// one and its address is the one asked for, or a fresh one otherwise; it
+// then sets itself up and calls Ready. Ready binds its own socket at a
+// temporary path in the same directory and renames it over the hand-off
+// point while holding the lock, so that whoever comes next finds an instance
+// there at every moment, and then tells the old instance, whose Draining
+// channel closes: it stops accepting, finishes what it has in flight and
+// exits. Until Ready, the old instance has stopped and closed nothing: if
+// the new one crashes, exits, or takes longer than Config.ReadyTimeout, the
+// old one goes on serving as if nothing had happened, and the next upgrade
+// talks to it again.
 //
 // Both processes hold the same listening socket (its descriptor is passed
 // with SCM_RIGHTS, see the fdsend package), so connections that arrive while
