@@ -307,7 +307,11 @@ func TestDrainDeadline(t *testing.T) {
 		}
 		got <- err
 	}()
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached the handler")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := s.d.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
