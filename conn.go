@@ -46,6 +46,9 @@ type Conn struct {
 	werr error // sticky: a write failed part-way through a message
 	whdr [frameHeaderLen]byte
 	woob [oobSendMax]byte
+	wst  writeState
+	// writeFn is c.writeStep, made once.
+	writeFn func(uintptr) bool
 
 	rmu       sync.Mutex
 	rerr      error // sticky: end of stream or protocol error
@@ -117,6 +120,7 @@ func (c *Conn) checkType() error {
 			return
 		}
 		c.rc = rc
+		c.writeFn = c.writeStep
 		var typ int
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
@@ -164,69 +168,89 @@ func (c *Conn) WriteMsg(data []byte, files ...any) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	return holdFDs(files, func(fds []int) error {
-		rc := c.rc
-		started := false
-		for first := true; first || len(fds) > 0; first = false {
-			n := min(len(fds), maxFilesPerMsg)
-			h := frameHeader{nfiles: n}
-			var payload []byte
-			if len(fds) > maxFilesPerMsg {
-				h.more = true
-			} else {
-				h.length = uint64(len(data))
-				payload = data
-			}
-			putFrameHeader(c.whdr[:], h)
-			if err := c.writeFrame(rc, c.whdr[:], payload, fds[:n], &started); err != nil {
-				err = c.opError("writemsg", err)
-				if started {
-					c.werr = fmt.Errorf("fdsend: stream unusable after a write failed part-way through a message: %w", err)
-				}
-				return err
-			}
-			fds = fds[n:]
+	if len(files) == 0 {
+		return c.writeFrames(data, nil)
+	}
+	return holdFDs(files, func(fds []int) error { return c.writeFrames(data, fds) })
+}
+
+// writeFrames writes one message as frames of at most maxFilesPerMsg
+// descriptors each, the data in the last. The caller holds wmu.
+func (c *Conn) writeFrames(data []byte, fds []int) error {
+	c.wst.started = false
+	for first := true; first || len(fds) > 0; first = false {
+		n := min(len(fds), maxFilesPerMsg)
+		h := frameHeader{nfiles: n}
+		var payload []byte
+		if len(fds) > maxFilesPerMsg {
+			h.more = true
+		} else {
+			h.length = uint64(len(data))
+			payload = data
 		}
-		return nil
-	})
+		putFrameHeader(c.whdr[:], h)
+		if err := c.writeFrame(c.whdr[:], payload, fds[:n]); err != nil {
+			err = c.opError("writemsg", err)
+			if c.wst.started {
+				c.werr = fmt.Errorf("fdsend: stream unusable after a write failed part-way through a message: %w", err)
+			}
+			return err
+		}
+		fds = fds[n:]
+	}
+	return nil
+}
+
+// writeState is what the RawConn's write callback works on. It lives in the
+// Conn, under wmu, and the callback is made once, so that a write allocates
+// nothing.
+type writeState struct {
+	hdr, data, oob []byte
+	err            error
+	started        bool // a byte of the current message has been written
+}
+
+// writeStep is the RawConn write callback: it writes what is left of the
+// frame in c.wst, the descriptors with the first byte.
+func (c *Conn) writeStep(fd uintptr) bool {
+	w := &c.wst
+	for len(w.hdr)+len(w.data) > 0 {
+		n, err := sendmsg2(int(fd), w.hdr, w.data, w.oob, 0)
+		if err == unix.EAGAIN {
+			return false
+		}
+		if err != nil {
+			w.err = os.NewSyscallError("sendmsg", err)
+			return true
+		}
+		if n > 0 {
+			w.started = true
+			w.oob = nil
+		}
+		k := min(n, len(w.hdr))
+		w.hdr, n = w.hdr[k:], n-k
+		w.data = w.data[n:]
+	}
+	return true
 }
 
 // writeFrame writes one frame: its descriptors go with the sendmsg that
-// writes the header's first byte, and with no other. started is set once any
-// byte has been written.
-func (c *Conn) writeFrame(rc syscall.RawConn, hdr, data []byte, fds []int, started *bool) error {
-	var oob []byte
+// writes the header's first byte, and with no other.
+func (c *Conn) writeFrame(hdr, data []byte, fds []int) error {
+	w := &c.wst
+	w.hdr, w.data, w.oob, w.err = hdr, data, nil, nil
 	if len(fds) > 0 {
-		oob = c.woob[:putRightsHeader(c.woob[:], len(fds))]
+		w.oob = c.woob[:putRightsHeader(c.woob[:], len(fds))]
 		for i, fd := range fds {
-			putFD(oob, i, fd)
+			putFD(w.oob, i, fd)
 		}
 	}
-	var serr error
-	err := rc.Write(func(fd uintptr) bool {
-		for len(hdr)+len(data) > 0 {
-			n, err := sendmsg2(int(fd), hdr, data, oob, 0)
-			if err == unix.EAGAIN {
-				return false
-			}
-			if err != nil {
-				serr = os.NewSyscallError("sendmsg", err)
-				return true
-			}
-			if n > 0 {
-				*started = true
-				oob = nil
-			}
-			k := min(n, len(hdr))
-			hdr, n = hdr[k:], n-k
-			data = data[n:]
-		}
-		return true
-	})
+	err := c.rc.Write(c.writeFn)
+	w.hdr, w.data, w.oob = nil, nil, nil
 	if err != nil {
 		return err
 	}
-	return serr
+	return w.err
 }
 
 // ReadMsg reads one whole message: its data and its files, in order. The

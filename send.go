@@ -103,6 +103,9 @@ func sendHeld(sock any, msg []byte, files []any, flags int) (int, error) {
 // file that cannot be resolved, or is closed, is an *ArgError naming
 // files[i], and fn is not called.
 func holdFDs(files []any, fn func(fds []int) error) error {
+	if len(files) == 0 {
+		return fn(nil)
+	}
 	res := make([]resolved, len(files))
 	for i, f := range files {
 		r, err := resolve(f, "files", i)
