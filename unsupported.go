@@ -131,3 +131,9 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) { return nil, errUnsup
 
 // Close does nothing on this system.
 func (l *Listener) Close() error { return errUnsupported }
+
+// DupFD is not supported on this system.
+func DupFD(file any, min int) (int, error) { return -1, errUnsupported }
+
+// Dup is not supported on this system.
+func Dup(file any) (*os.File, error) { return nil, errUnsupported }

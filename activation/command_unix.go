@@ -3,12 +3,9 @@
 package activation
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
-	"reflect"
 	"strconv"
 	"syscall"
 
@@ -206,94 +203,15 @@ func holdSlot(slot, src int) (func(), error) {
 	return nil, fmt.Errorf("activation: descriptor %d kept being opened and closed by other goroutines", slot)
 }
 
-// fder is a value that reports its descriptor number.
-type fder interface{ Fd() uintptr }
-
-// errNotDescriptor is the cause of an ArgError for a value that names no
-// descriptor.
-var errNotDescriptor = errors.New("not a descriptor: want *os.File, syscall.Conn, a type with Fd() uintptr, or an int, int32, int64 or uintptr")
-
 // dupOf returns a close-on-exec duplicate of the descriptor v names, numbered
-// min or above. arg names v in errors. A syscall.Conn (an *os.File
-// included) is duplicated inside its RawConn's Control, so that a concurrent
-// Close cannot recycle the number, and without Fd's side effect of making
-// the descriptor blocking.
+// min or above (fdsend.DupFD: held through its RawConn while duplicated, and
+// not switched to blocking mode). arg names v in errors.
 func dupOf(v any, min int, arg string) (int, error) {
-	argErr := func(err error) error {
-		return &fdsend.ArgError{Arg: arg, Type: fmt.Sprintf("%T", v), Err: err}
+	fd, err := fdsend.DupFD(v, min)
+	if ae, ok := err.(*fdsend.ArgError); ok {
+		ae.Arg = arg
 	}
-	dup := func(fd int) (int, error) {
-		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, min)
-		if err != nil {
-			return -1, argErr(os.NewSyscallError("fcntl", err))
-		}
-		return nfd, nil
-	}
-	var num int64
-	switch x := v.(type) {
-	case int:
-		num = int64(x)
-	case int32:
-		num = int64(x)
-	case int64:
-		num = x
-	case uintptr:
-		if uint64(x) > math.MaxInt32 {
-			return -1, argErr(syscall.EBADF)
-		}
-		num = int64(x)
-	default:
-		num = -2
-	}
-	if num != -2 {
-		if num < 0 || num > math.MaxInt32 {
-			return -1, argErr(syscall.EBADF)
-		}
-		return dup(int(num))
-	}
-	if isNilValue(v) {
-		return -1, argErr(errors.New("nil"))
-	}
-	switch x := v.(type) {
-	case syscall.Conn:
-		rc, err := x.SyscallConn()
-		if err != nil {
-			return -1, argErr(err)
-		}
-		if rc == nil {
-			return -1, argErr(errors.New("nil RawConn"))
-		}
-		nfd := -1
-		var derr error
-		if err := rc.Control(func(fd uintptr) { nfd, derr = dup(int(fd)) }); err != nil {
-			return -1, argErr(err)
-		}
-		return nfd, derr
-	case fder:
-		fd := x.Fd()
-		if fd == ^uintptr(0) {
-			return -1, argErr(os.ErrClosed)
-		}
-		if uint64(fd) > math.MaxInt32 {
-			return -1, argErr(syscall.EBADF)
-		}
-		return dup(int(fd))
-	}
-	return -1, argErr(errNotDescriptor)
-}
-
-// isNilValue reports whether v is nil or a nil pointer, map, slice, func,
-// channel or interface, whose methods could panic.
-func isNilValue(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface, reflect.UnsafePointer:
-		return rv.IsNil()
-	}
-	return false
+	return fd, err
 }
 
 // fdList formats descriptor numbers for the trampoline's arguments.
