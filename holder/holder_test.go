@@ -444,7 +444,11 @@ func TestRefusedPeer(t *testing.T) {
 			if writerClosed(t, r, 50*time.Millisecond) {
 				t.Error("the secret was closed")
 			}
-			if !logs.wait("refused store from pid", time.Second) {
+			want := "refused store from pid" // a peer with some rights
+			if !tc.list {
+				want = "refusing a connection from pid" // none: cut off at once
+			}
+			if !logs.wait(want, time.Second) {
 				t.Errorf("refusals not logged:\n%s", logs.String())
 			}
 			s.Close()
@@ -452,14 +456,21 @@ func TestRefusedPeer(t *testing.T) {
 	}
 }
 
-// TestBusy: a connection beyond MaxConns gets ErrBusy at once, and the
-// others go on.
+// TestBusy: a connection beyond MaxConns (and, for the holder's own user,
+// beyond its reserve) gets ErrBusy at once, and the others go on.
 func TestBusy(t *testing.T) {
 	fdtest.Check(t)
 	_, path := startServer(t, Config{MaxConns: 1}, "")
 	first := dial(t, path)
 	if _, err := first.List(); err != nil {
 		t.Fatal(err)
+	}
+	for range ownerReserve {
+		c := dial(t, path)
+		if _, err := c.List(); err != nil {
+			t.Fatalf("a connection of the owner's reserve: %v", err)
+		}
+		defer c.Close()
 	}
 	second := dial(t, path)
 	_, err := second.List()

@@ -323,7 +323,27 @@ func (s *Server) Serve() error {
 			c.Close()
 			return ErrServerClosed
 		}
-		if len(s.conns) >= s.cfg.MaxConns {
+		s.mu.Unlock()
+		// Who is it? A peer no rule grants anything is closed at once, so
+		// that users with no rights cannot take the connection slots; the
+		// holder's own user has a reserve of slots beyond the limit.
+		cred, cerr := c.PeerCred()
+		if cerr != nil {
+			s.logf("refusing a connection: cannot tell who the peer is: %v", cerr)
+			c.Close()
+			continue
+		}
+		if s.rights(cred) == 0 {
+			s.logf("refusing a connection from pid %d uid %d gid %d: no rule grants it anything", cred.PID, cred.UID, cred.GID)
+			s.refuse(c, fail(codeDenied, "uid %d gid %d may not do anything on this holder (no rule grants it an operation)", cred.UID, cred.GID))
+			continue
+		}
+		s.mu.Lock()
+		limit := s.cfg.MaxConns
+		if cred.UID == s.uid {
+			limit += ownerReserve
+		}
+		if len(s.conns) >= limit {
 			s.mu.Unlock()
 			s.refuseBusy(c)
 			continue
@@ -348,8 +368,15 @@ func passing(err error) bool {
 // refuseBusy answers a connection over MaxConns with ErrBusy and closes it.
 func (s *Server) refuseBusy(c *fdsend.Conn) {
 	s.logf("refusing a connection: %d connections already (the limit)", s.cfg.MaxConns)
+	s.refuse(c, fail(codeBusy, "the holder is serving %d connections, its limit; try again later", s.cfg.MaxConns))
+}
+
+// refuse answers a connection it will not serve with one unsolicited
+// failure, which the client reads in place of its first answer, and closes
+// it.
+func (s *Server) refuse(c *fdsend.Conn, f *failure) {
 	c.SetWriteDeadline(time.Now().Add(busyTimeout))
-	c.WriteMsg(failResponse(fail(codeBusy, "the holder is serving %d connections, its limit; try again later", s.cfg.MaxConns)))
+	c.WriteMsg(failResponse(f))
 	c.Close()
 }
 
@@ -492,8 +519,14 @@ func (o Op) verb() string {
 
 // allowed reports whether a peer may do every operation of need.
 func (s *Server) allowed(cred fdsend.Cred, need Op) bool {
+	return s.rights(cred)&need == need
+}
+
+// rights is every operation the rules grant a peer; the holder's own user
+// has them all.
+func (s *Server) rights(cred fdsend.Cred) Op {
 	if cred.UID == s.uid {
-		return true
+		return AllOps
 	}
 	var have Op
 	for _, r := range s.cfg.Rules {
@@ -501,8 +534,12 @@ func (s *Server) allowed(cred fdsend.Cred, need Op) bool {
 			have |= r.Ops
 		}
 	}
-	return have&need == need
+	return have
 }
+
+// ownerReserve is how many connections beyond MaxConns the holder's own
+// user may open, so that others filling the slots cannot lock it out.
+const ownerReserve = 16
 
 func failResponse(f *failure) []byte {
 	b, _ := json.Marshal(response{Code: f.code, Error: f.msg})
