@@ -29,8 +29,10 @@ its copies unless --delete is given.
 
 Options:
       --delete    drop the NAMEs from the holder as they are fetched (needs
-                  the fetch and delete rights); should COMMAND fail to start,
-                  they are stored back
+                  the fetch and delete rights); if COMMAND is not found or
+                  cannot be executed they are stored back, but a COMMAND
+                  that execve(2) itself rejects later (a corrupt binary, a
+                  missing interpreter) loses them
   -h, --help      show this help
 
 Exit status: COMMAND's; 1 if the holder refuses or fails; 126 if COMMAND is
