@@ -100,7 +100,7 @@ func (c Config) normalize() (Config, error) {
 
 // allowed reports whether a peer with these credentials may talk to us.
 func (c *Config) allowed(cred fdsend.Cred) bool {
-	return cred.UID == os.Getuid() || slices.Contains(c.AllowUIDs, cred.UID) || slices.Contains(c.AllowGIDs, cred.GID)
+	return cred.UID == os.Geteuid() || slices.Contains(c.AllowUIDs, cred.UID) || slices.Contains(c.AllowGIDs, cred.GID)
 }
 
 // lockPath is the lock file of the hand-off point.

@@ -69,24 +69,53 @@ func acquireLock(path string, mode os.FileMode, timeout time.Duration) (*lock, e
 }
 
 // openLockFile opens (or creates) the lock file, read-write if it may, else
-// read-only: flock needs no write access.
+// read-only: flock needs no write access. It never follows a symlink, and an
+// existing lock file must be a regular file with one link, owned by us or by
+// root — anything else may have been planted by another user to make us
+// truncate a file of ours, or to hold the lock forever.
 func openLockFile(path string, mode os.FileMode) (f *os.File, created, writable bool, err error) {
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
+	const flags = syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|flags, mode)
 	if err == nil {
 		return f, true, true, nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
 		return nil, false, false, err
 	}
-	f, err = os.OpenFile(path, os.O_RDWR, 0)
+	f, err = os.OpenFile(path, os.O_RDWR|flags, 0)
 	if err == nil {
-		return f, false, true, nil
+		writable = true
+	} else if errors.Is(err, fs.ErrPermission) {
+		f, err = os.OpenFile(path, os.O_RDONLY|flags, 0)
 	}
-	if !errors.Is(err, fs.ErrPermission) {
+	if err != nil {
 		return nil, false, false, err
 	}
-	f, err = os.OpenFile(path, os.O_RDONLY, 0)
-	return f, false, false, err
+	if err := trustLockFile(f); err != nil {
+		f.Close()
+		return nil, false, false, fmt.Errorf("handoff: lock file %s: %w", path, err)
+	}
+	return f, false, writable, nil
+}
+
+// trustLockFile checks an existing lock file: a regular file with one link,
+// owned by our effective user or root.
+func trustLockFile(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if !st.Mode().IsRegular() || sys.Nlink != 1 {
+		return fmt.Errorf("not a regular file with one link (%v, %d links): %w", st.Mode(), sys.Nlink, syscall.EPERM)
+	}
+	if uid := int(sys.Uid); uid != os.Geteuid() && uid != 0 {
+		return fmt.Errorf("owned by uid %d, not by us or root: %w", uid, syscall.EPERM)
+	}
+	return nil
 }
 
 // lockHolder describes who holds the lock, from what its holder wrote.

@@ -113,9 +113,12 @@ func (u *Upgrader) serveConn(c *fdsend.Conn) {
 				return
 			}
 			prepared = true
-			// From here the newer instance renames its socket over the
-			// point; wait for it as long as it lives.
-			c.SetReadDeadline(time.Time{})
+			// From here the newer instance binds its socket and renames it
+			// over the point, which takes moments: a newer instance that
+			// hangs instead of dying must not stall every later upgrade,
+			// so it gets exchangeTimeout, after which we take the point
+			// back as if it had died.
+			c.SetReadDeadline(time.Now().Add(exchangeTimeout))
 			if send(c, message{Op: opPrepared}) != nil {
 				return
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -69,6 +70,7 @@ Options:
                                descriptors it stores (FDSTORE=1) and passes
                                them back, named, after a restart
   -h, --help                   show this help
+      --version                show fdsend's version
 `
 
 const activateFooter = `
@@ -118,6 +120,7 @@ func usagef(format string, args ...any) error {
 type activateFlags struct {
 	listen, setenv, fdnames                  []string
 	datagram, seqpacket, accept, inetd, help bool
+	version                                  bool
 	restart                                  string
 	fdstore                                  int
 }
@@ -141,6 +144,7 @@ func (f *activateFlags) flagSet() *pflag.FlagSet {
 	fs.StringVar(&f.restart, "restart", "no", "restart policy")
 	fs.IntVar(&f.fdstore, "fdstore", -1, "descriptor store size")
 	fs.BoolVarP(&f.help, "help", "h", false, "show this help")
+	fs.BoolVar(&f.version, "version", false, "show the version")
 	return fs
 }
 
@@ -154,6 +158,10 @@ func parseActivate(args []string, stdout io.Writer) (cfg *activateConfig, help b
 	}
 	if f.help {
 		io.WriteString(stdout, activateUsage+activateFooter)
+		return nil, true, nil
+	}
+	if f.version {
+		fmt.Fprintf(stdout, "fdsend activate %s\n", version())
 		return nil, true, nil
 	}
 	listen, setenv, fdnames := f.listen, f.setenv, f.fdnames
@@ -309,4 +317,13 @@ func runActivate(args []string) int {
 // logf writes one line of the launcher's log to standard error.
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "fdsend activate: "+format+"\n", args...)
+}
+
+// version is the module version fdsend was built from ("(devel)" for a
+// build from a work tree).
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
