@@ -56,6 +56,20 @@ func TestBackoff(t *testing.T) {
 	if d := b.Delay(10*ms, true); d != 100*ms {
 		t.Fatalf("after a long run the delay is back to %v, want 100ms", d)
 	}
+	// Clean exits: the first quick one restarts at once, more in a row back
+	// off like failures, and a long run resets that.
+	var c Backoff
+	for i, w := range []time.Duration{0, 100 * ms, 200 * ms, 400 * ms} {
+		if d := c.Delay(10*ms, false); d != w {
+			t.Fatalf("quick clean exit %d: delay %v, want %v", i+1, d, w)
+		}
+	}
+	if d := c.Delay(2*time.Second, false); d != 0 {
+		t.Fatalf("clean exit after a long run: delay %v, want 0", d)
+	}
+	if d := c.Delay(10*ms, false); d != 0 {
+		t.Fatalf("first quick clean exit after a long run: delay %v, want 0", d)
+	}
 }
 
 func TestExitStatus(t *testing.T) {

@@ -72,12 +72,16 @@ type Backoff struct {
 	Min, Max time.Duration // first and largest pause
 	Quick    time.Duration // a failure sooner than this after the start is "quick"
 	next     time.Duration
+	cleanRun int // clean exits in a row, each sooner than Quick
 }
 
 // Delay returns how long to wait before starting a child again, given how
 // long the last one lived and whether it failed. A quick failure waits the
 // current delay and doubles it for next time (up to Max); a clean exit or a
 // failure after a longer run restarts at once and resets the delay to Min.
+// A clean exit restarts at once too, except that a second quick clean exit
+// in a row is treated as a quick failure, so that a child that exits 0 at
+// once (with --restart=always) does not spin either.
 func (b *Backoff) Delay(lived time.Duration, failed bool) time.Duration {
 	lo, hi, quick := b.Min, b.Max, b.Quick
 	if lo <= 0 {
@@ -89,9 +93,18 @@ func (b *Backoff) Delay(lived time.Duration, failed bool) time.Duration {
 	if quick <= 0 {
 		quick = DefaultQuick
 	}
-	if !failed || lived >= quick {
-		b.next = lo
+	if lived >= quick {
+		b.next, b.cleanRun = lo, 0
 		return 0
+	}
+	if !failed {
+		b.cleanRun++
+		if b.cleanRun == 1 {
+			b.next = lo
+			return 0
+		}
+	} else {
+		b.cleanRun = 0
 	}
 	d := max(b.next, lo)
 	b.next = min(2*d, hi)
