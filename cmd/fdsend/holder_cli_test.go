@@ -98,6 +98,19 @@ func startHoldVia(t *testing.T, wrap []string, sock string, args ...string) *hol
 }
 
 // stop sends SIGTERM and returns the exit status.
+// waitLog waits up to cliTimeout for the holder's log to contain s: the log
+// is copied by a goroutine and may trail what the holder has done.
+func (h *holdProc) waitLog(s string) bool {
+	deadline := time.Now().Add(cliTimeout)
+	for !strings.Contains(h.log(), s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 func (h *holdProc) stop() int {
 	h.t.Helper()
 	h.cmd.Process.Signal(syscall.SIGTERM)
@@ -561,7 +574,7 @@ func TestHolderCLIRefused(t *testing.T) {
 	if l := ls(t, sock); len(l) != 1 || l[0].name != "secret" {
 		t.Errorf("after nobody's attempts: %+v", l)
 	}
-	if !strings.Contains(h.log(), "refused store from pid") {
+	if !h.waitLog("refused store from pid") {
 		t.Errorf("holder log:\n%s", h.log())
 	}
 }
@@ -574,7 +587,7 @@ func TestHolderCLIFull(t *testing.T) {
 	sock := filepath.Join(dir, "holder.sock")
 	h := startHoldVia(t, []string{"/bin/sh", "-c", `ulimit -n 48 && exec "$@"`, "sh"}, sock, "--max", "100")
 	// 48 descriptors, 32 kept in reserve: 4 connections and 12 entries.
-	if !strings.Contains(h.log(), "only 48 descriptors may be open (RLIMIT_NOFILE): holding at most 12 entries and serving 4 connections") {
+	if !h.waitLog("only 48 descriptors may be open (RLIMIT_NOFILE): holding at most 12 entries and serving 4 connections") {
 		t.Errorf("holder did not fit its limits: %s", h.log())
 	}
 	stored := 0
