@@ -473,12 +473,47 @@ func TestConnCloseUnblocks(t *testing.T) {
 	}
 }
 
-// A write that times out part-way leaves the stream unusable for writing.
+// A write that times out part-way leaves the stream unusable for writing;
+// one that times out before writing a byte does not.
 func TestConnWriteTimeoutSticky(t *testing.T) {
 	fdtest.Check(t)
-	a, _, _, _ := connPair(t)
-	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	err := a.WriteMsg(make([]byte, 8<<20))
+	a, _, _, rb := connPair(t)
+
+	// Expired before the call: nothing written, nothing sticky.
+	a.SetWriteDeadline(time.Now().Add(-time.Second))
+	if err := a.WriteMsg([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WriteMsg past its deadline: %v", err)
+	}
+	a.SetWriteDeadline(time.Time{})
+	if err := a.WriteMsg([]byte("x")); err != nil {
+		t.Fatalf("WriteMsg after a timeout that wrote nothing: %v", err)
+	}
+
+	// Part-way: a message larger than the socket buffers blocks once the
+	// buffers are full; the deadline then hits it in the middle. (A fresh
+	// pair, so that the bytes queued are this message's.)
+	a, _, _, rb = connPair(t)
+	done := make(chan error, 1)
+	go func() { done <- a.WriteMsg(make([]byte, 8<<20)) }()
+	queued := func() int {
+		n := 0
+		rc, _ := rb.SyscallConn()
+		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		return n
+	}
+	for deadline := time.Now().Add(5 * time.Second); queued() <= 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the large message never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.SetWriteDeadline(time.Now())
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deadline did not stop the write")
+	}
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("WriteMsg: %v", err)
 	}
