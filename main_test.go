@@ -3,9 +3,10 @@
 package fdsend_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
+
+	"github.com/fdsend/fdsend/internal/fdtest"
 )
 
 // childEnv selects a child role when the test binary is re-executed by a test.
@@ -16,17 +17,6 @@ const childEnv = "FDSEND_TEST_CHILD"
 var children = map[string]func() error{}
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		run, ok := children[role]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
-			os.Exit(3)
-		}
-		if err := run(); err != nil {
-			fmt.Fprintf(os.Stderr, "child %s: %v\n", role, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	fdtest.RunChild(childEnv, children)
 	os.Exit(m.Run())
 }

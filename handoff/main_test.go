@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fdsend/fdsend/internal/fdtest"
 )
 
 // childEnv selects a child role when the test binary is re-executed.
@@ -33,18 +35,7 @@ var children = map[string]func() error{
 var gracefulBin string
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		run, ok := children[role]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
-			os.Exit(3)
-		}
-		if err := run(); err != nil {
-			fmt.Fprintf(os.Stderr, "child %s: %v\n", role, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	fdtest.RunChild(childEnv, children)
 	dir, err := os.MkdirTemp("", "handoff-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/fdtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,18 +34,7 @@ var childRoles = map[string]func() error{
 }
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		run, ok := childRoles[role]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
-			os.Exit(3)
-		}
-		if err := run(); err != nil {
-			fmt.Fprintf(os.Stderr, "child %s: %v\n", role, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	fdtest.RunChild(childEnv, childRoles)
 	os.Exit(m.Run())
 }
 

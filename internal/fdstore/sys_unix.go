@@ -5,24 +5,14 @@ package fdstore
 import (
 	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/fdsend/fdsend"
 )
 
 // dupFile returns a close-on-exec duplicate of f that the caller owns.
 func dupFile(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
+	fd, err := fdsend.DupFD(f, 0)
 	if err != nil {
 		return nil, err
 	}
-	nfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, os.NewSyscallError("fcntl", derr)
-	}
-	return os.NewFile(uintptr(nfd), f.Name()), nil
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }

@@ -157,3 +157,25 @@ func WorldDir(t testing.TB) string {
 
 // Nobody is the uid and gid of the unprivileged user children run as.
 const Nobody = 65534
+
+// RunChild is for TestMain of a package whose tests re-execute the test
+// binary as a second process: if the environment variable env names one of
+// roles, it runs that role and exits the process (0 on success, 1 with the
+// error on stderr, 3 for an unknown role); otherwise it returns and TestMain
+// goes on to run the tests.
+func RunChild(env string, roles map[string]func() error) {
+	role := os.Getenv(env)
+	if role == "" {
+		return
+	}
+	run, ok := roles[role]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
+		os.Exit(3)
+	}
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "child %s: %v\n", role, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
