@@ -135,6 +135,7 @@ type Server struct {
 	closed   bool
 	serving  bool
 	handlers sync.WaitGroup
+	lingers  chan struct{} // a slot for each refused connection lingering
 
 	// beforeAnswer, if set (by tests), runs before each response is
 	// written.
@@ -265,6 +266,7 @@ func newServer(ln acceptor, cfg Config) *Server {
 		done:    make(chan struct{}),
 		entries: make(map[string]*entry),
 		conns:   make(map[*fdsend.Conn]struct{}),
+		lingers: make(chan struct{}, maxLingers),
 	}
 }
 
@@ -373,12 +375,42 @@ func (s *Server) refuseBusy(c *fdsend.Conn) {
 
 // refuse answers a connection it will not serve with one unsolicited
 // failure, which the client reads in place of its first answer, and closes
-// it.
+// it. Closing a Unix socket with the client's request unread would reset
+// the connection and lose that answer, so the refused connection lingers a
+// moment, write side shut, discarding what the client sends, before it is
+// closed; at most maxLingers do at once, the rest are closed at once.
 func (s *Server) refuse(c *fdsend.Conn, f *failure) {
 	c.SetWriteDeadline(time.Now().Add(busyTimeout))
 	c.WriteMsg(failResponse(f))
-	c.Close()
+	select {
+	case s.lingers <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-s.lingers }()
+		defer c.Close()
+		c.UnixConn().CloseWrite()
+		c.SetReadLimits(maxRequestBytes, 1)
+		c.SetReadDeadline(time.Now().Add(lingerTimeout))
+		for {
+			_, files, err := c.ReadMsg()
+			for _, f := range files {
+				f.Close()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 }
+
+// How long, and how many at once, refused connections linger (see refuse).
+const (
+	lingerTimeout = 500 * time.Millisecond
+	maxLingers    = 64
+)
 
 // Close stops the server: it closes the listening socket (removing its file
 // when Listen made it and it is still the same file), closes every
