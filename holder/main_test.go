@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -31,6 +32,7 @@ var childRoles = map[string]func() error{
 	"fetch-serve":    childFetchServe,
 	"outsider":       childOutsider,
 	"die-mid-store":  childDieMidStore,
+	"hog":            childHog,
 }
 
 func TestMain(m *testing.M) {
@@ -136,6 +138,25 @@ func childOutsider() error {
 	}
 	r.Del = note("delete", c.Remove("secret"))
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// childHog opens as many connections to the holder as it can (up to 200),
+// reports how many, and holds them until its standard input closes.
+func childHog() error {
+	var conns []net.Conn
+	for range 200 {
+		c, err := net.Dial("unix", os.Getenv("HOLDER_SOCK"))
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	fmt.Println(len(conns))
+	io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
+	}
+	return nil
 }
 
 // childDieMidStore starts a store request with the write end of a pipe it

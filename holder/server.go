@@ -136,6 +136,7 @@ type Server struct {
 	serving  bool
 	handlers sync.WaitGroup
 	lingers  chan struct{} // a slot for each refused connection lingering
+	noRights int           // connections of peers no rule grants anything
 
 	// beforeAnswer, if set (by tests), runs before each response is
 	// written.
@@ -326,34 +327,41 @@ func (s *Server) Serve() error {
 			return ErrServerClosed
 		}
 		s.mu.Unlock()
-		// Who is it? A peer no rule grants anything is closed at once, so
-		// that users with no rights cannot take the connection slots; the
-		// holder's own user has a reserve of slots beyond the limit.
+		// Who is it? Peers no rule grants anything are served apart, with
+		// slots of their own (every request of theirs is denied), so that
+		// they cannot take the slots of those with rights; the holder's own
+		// user has a reserve of slots beyond the limit.
 		cred, cerr := c.PeerCred()
 		if cerr != nil {
 			s.logf("refusing a connection: cannot tell who the peer is: %v", cerr)
 			c.Close()
 			continue
 		}
-		if s.rights(cred) == 0 {
-			s.logf("refusing a connection from pid %d uid %d gid %d: no rule grants it anything", cred.PID, cred.UID, cred.GID)
-			s.refuse(c, fail(codeDenied, "uid %d gid %d may not do anything on this holder (no rule grants it an operation)", cred.UID, cred.GID))
-			continue
-		}
+		none := s.rights(cred) == 0
 		s.mu.Lock()
-		limit := s.cfg.MaxConns
-		if cred.UID == s.uid {
-			limit += ownerReserve
-		}
-		if len(s.conns) >= limit {
-			s.mu.Unlock()
-			s.refuseBusy(c)
-			continue
+		if none {
+			if s.noRights >= maxNoRights {
+				s.mu.Unlock()
+				s.logf("refusing a connection from pid %d uid %d gid %d: no rule grants it anything, and %d such are connected", cred.PID, cred.UID, cred.GID, maxNoRights)
+				s.refuse(c, fail(codeDenied, "uid %d gid %d may not do anything on this holder (no rule grants it an operation)", cred.UID, cred.GID))
+				continue
+			}
+			s.noRights++
+		} else {
+			limit := s.cfg.MaxConns
+			if cred.UID == s.uid {
+				limit += ownerReserve
+			}
+			if len(s.conns)-s.noRights >= limit {
+				s.mu.Unlock()
+				s.refuseBusy(c)
+				continue
+			}
 		}
 		s.conns[c] = struct{}{}
 		s.handlers.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go s.serveConn(c, none)
 	}
 }
 
@@ -380,17 +388,24 @@ func (s *Server) refuseBusy(c *fdsend.Conn) {
 // moment, write side shut, discarding what the client sends, before it is
 // closed; at most maxLingers do at once, the rest are closed at once.
 func (s *Server) refuse(c *fdsend.Conn, f *failure) {
-	c.SetWriteDeadline(time.Now().Add(busyTimeout))
-	c.WriteMsg(failResponse(f))
 	select {
 	case s.lingers <- struct{}{}:
 	default:
+		// Too many lingering already: answer in passing and close.
+		c.SetWriteDeadline(time.Now().Add(busyTimeout))
+		c.WriteMsg(failResponse(f))
 		c.Close()
 		return
 	}
 	go func() {
 		defer func() { <-s.lingers }()
 		defer c.Close()
+		// The answer goes into an empty socket buffer; the deadline only
+		// bounds a goroutine that the scheduler keeps waiting.
+		c.SetWriteDeadline(time.Now().Add(lingerTimeout))
+		if c.WriteMsg(failResponse(f)) != nil {
+			return
+		}
 		c.UnixConn().CloseWrite()
 		c.SetReadLimits(maxRequestBytes, 1)
 		c.SetReadDeadline(time.Now().Add(lingerTimeout))
@@ -408,7 +423,7 @@ func (s *Server) refuse(c *fdsend.Conn, f *failure) {
 
 // How long, and how many at once, refused connections linger (see refuse).
 const (
-	lingerTimeout = 500 * time.Millisecond
+	lingerTimeout = 2 * time.Second
 	maxLingers    = 64
 )
 
@@ -446,11 +461,14 @@ func (s *Server) Close() error {
 }
 
 // serveConn serves one connection until it ends, fails or times out.
-func (s *Server) serveConn(c *fdsend.Conn) {
+func (s *Server) serveConn(c *fdsend.Conn, noRights bool) {
 	defer s.handlers.Done()
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
+		if noRights {
+			s.noRights--
+		}
 		s.mu.Unlock()
 		c.Close()
 	}()
@@ -568,6 +586,10 @@ func (s *Server) rights(cred fdsend.Cred) Op {
 	}
 	return have
 }
+
+// maxNoRights is how many connections of peers that may do nothing are
+// served at once, apart from MaxConns.
+const maxNoRights = 32
 
 // ownerReserve is how many connections beyond MaxConns the holder's own
 // user may open, so that others filling the slots cannot lock it out.
