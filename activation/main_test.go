@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdsend/fdsend/internal/fdtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -470,21 +470,7 @@ func decodeReport(t *testing.T, out []byte) report {
 
 // readLineTimeout reads one line from r within d.
 func readLineTimeout(r *bufio.Reader, d time.Duration) (string, error) {
-	type res struct {
-		s   string
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		s, err := r.ReadString('\n')
-		ch <- res{s, err}
-	}()
-	select {
-	case x := <-ch:
-		return x.s, x.err
-	case <-time.After(d):
-		return "", errors.New("timed out reading a line")
-	}
+	return fdtest.ReadLine(r, d)
 }
 
 var _ = io.EOF

@@ -155,23 +155,10 @@ func childTakeAndHangOut() error {
 	return nil
 }
 
-// readLine reads a line from r within d.
+// readLine reads a line from r within d, without its newline.
 func readLine(r *bufio.Reader, d time.Duration) (string, error) {
-	type res struct {
-		s   string
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		s, err := r.ReadString('\n')
-		ch <- res{strings.TrimSpace(s), err}
-	}()
-	select {
-	case x := <-ch:
-		return x.s, x.err
-	case <-time.After(d):
-		return "", fmt.Errorf("no line within %v", d)
-	}
+	s, err := fdtest.ReadLine(r, d)
+	return strings.TrimSpace(s), err
 }
 
 // startWait starts cmd and waits for it within d.

@@ -4,6 +4,7 @@
 package fdtest
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -178,4 +179,25 @@ func RunChild(env string, roles map[string]func() error) {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// ReadLine reads one line (with its newline) from r within d, so that a test
+// waiting on a child's output fails instead of hanging. On a timeout the
+// reading goroutine is left to finish when r does.
+func ReadLine(r *bufio.Reader, d time.Duration) (string, error) {
+	type result struct {
+		s   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := r.ReadString('\n')
+		ch <- result{s, err}
+	}()
+	select {
+	case x := <-ch:
+		return x.s, x.err
+	case <-time.After(d):
+		return "", fmt.Errorf("no line within %v", d)
+	}
 }
