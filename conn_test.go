@@ -430,14 +430,7 @@ func TestConnReadDeadlineMidMessage(t *testing.T) {
 	go func() { _, _, err := b.ReadMsg(); done <- err }()
 	time.Sleep(50 * time.Millisecond)
 	b.SetReadDeadline(time.Now())
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("deadline set while blocked did not apply")
-	}
+	awaitErr(t, done, os.ErrDeadlineExceeded, "deadline set while blocked did not apply")
 }
 
 // Close unblocks ReadMsg and WriteMsg with net.ErrClosed, and closes the
@@ -450,27 +443,13 @@ func TestConnCloseUnblocks(t *testing.T) {
 	go func() { _, _, err := b.ReadMsg(); done <- err }()
 	time.Sleep(50 * time.Millisecond)
 	b.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("ReadMsg after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock ReadMsg")
-	}
+	awaitErr(t, done, net.ErrClosed, "Close did not unblock ReadMsg")
 	// A writer blocked on a full socket whose peer is open but not reading.
 	a, _, _, _ := connPair(t)
 	go func() { done <- a.WriteMsg(make([]byte, 8<<20)) }()
 	time.Sleep(50 * time.Millisecond)
 	a.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("WriteMsg after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock WriteMsg")
-	}
+	awaitErr(t, done, net.ErrClosed, "Close did not unblock WriteMsg")
 }
 
 // A write that times out part-way leaves the stream unusable for writing;

@@ -580,14 +580,7 @@ func TestDeadlines(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	b.SetReadDeadline(time.Now())
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("RecvMsg: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("deadline set while blocked did not unblock RecvMsg")
-	}
+	awaitErr(t, done, os.ErrDeadlineExceeded, "deadline set while blocked did not unblock RecvMsg")
 	// A send that cannot proceed because the peer's buffer is full.
 	unix.SetsockoptInt(rawFD(t, a), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
 	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -622,14 +615,7 @@ func TestSendDontWait(t *testing.T) {
 		}
 		done <- errors.New("never filled")
 	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, syscall.EAGAIN) {
-			t.Fatalf("SendMsg with MSG_DONTWAIT on a full socket: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("SendMsg with MSG_DONTWAIT waited")
-	}
+	awaitErr(t, done, syscall.EAGAIN, "SendMsg with MSG_DONTWAIT waited")
 }
 
 func TestCloseUnblocks(t *testing.T) {
@@ -643,14 +629,7 @@ func TestCloseUnblocks(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	b.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Recv after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Recv")
-	}
+	awaitErr(t, done, net.ErrClosed, "Close did not unblock Recv")
 }
 
 // A raw integer socket in non-blocking mode returns EAGAIN, wrapped.

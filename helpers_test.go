@@ -5,6 +5,7 @@ package fdsend_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -132,3 +133,18 @@ func runChild(t *testing.T, role string, setup func(*exec.Cmd)) string {
 
 // osNewFile wraps a descriptor the way Recv does.
 func osNewFile(fd int) *os.File { return os.NewFile(uintptr(fd), "fdsend-received") }
+
+// awaitErr waits up to five seconds for the error of a call blocked in
+// another goroutine, and fails the test unless it came and wraps want. what
+// says what should have unblocked the call.
+func awaitErr(t *testing.T, done <-chan error, want error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, want) {
+			t.Fatalf("%s: the call returned %v, want an error wrapping %v", what, err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: the call is still blocked after 5 s", what)
+	}
+}

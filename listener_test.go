@@ -143,14 +143,7 @@ func TestListenerAbstractAndAccept(t *testing.T) {
 	go func() { _, err := l.Accept(); done <- err }()
 	time.Sleep(50 * time.Millisecond)
 	l.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Accept after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Accept")
-	}
+	awaitErr(t, done, net.ErrClosed, "Close did not unblock Accept")
 }
 
 func init() {
