@@ -159,6 +159,25 @@ func WorldDir(t testing.TB) string {
 // Nobody is the uid and gid of the unprivileged user children run as.
 const Nobody = 65534
 
+// RequireRootEnv names the environment variable under which a test that
+// needs root fails instead of skipping: CI sets it, so that it can never go
+// green by skipping.
+const RequireRootEnv = "FDSEND_REQUIRE_ROOT"
+
+// NeedRoot skips the test, saying why, unless the process runs as root (the
+// test runs a child as another user, or changes what only root may). With
+// FDSEND_REQUIRE_ROOT=1 in the environment it fails instead.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv(RequireRootEnv) == "1" {
+		t.Fatalf("needs root (%s), and %s=1 forbids skipping", why, RequireRootEnv)
+	}
+	t.Skipf("needs root: %s", why)
+}
+
 // RunChild is for TestMain of a package whose tests re-execute the test
 // binary as a second process: if the environment variable env names one of
 // roles, it runs that role and exits the process (0 on success, 1 with the
