@@ -6,20 +6,22 @@ import (
 	"math"
 	"strings"
 	"syscall"
+
+	"github.com/fdsend/fdsend/internal/fdname"
 )
 
 // The environment variables of the protocol.
 const (
-	envPID      = "LISTEN_PID"
-	envPIDFDID  = "LISTEN_PIDFDID"
-	envFDs      = "LISTEN_FDS"
-	envFDNames  = "LISTEN_FDNAMES"
+	envPID      = fdname.EnvPID
+	envPIDFDID  = fdname.EnvPIDFDID
+	envFDs      = fdname.EnvFDs
+	envFDNames  = fdname.EnvFDNames
 	listenStart = 3 // SD_LISTEN_FDS_START: the first inherited descriptor
 )
 
 // listenVars lists every variable of the protocol, for unsetting and for
 // replacing in a child's environment.
-var listenVars = [...]string{envPID, envPIDFDID, envFDs, envFDNames}
+var listenVars = fdname.ListenVars
 
 // EnvError reports a malformed LISTEN_* variable, or descriptors that do not
 // match what the variables say. Var names the variable, Value is its value
@@ -141,7 +143,7 @@ func parseVars(lookup func(string) (string, bool), pid int, pidfdID func() (uint
 	}
 	names := strings.Split(namesStr, ":")
 	for i, name := range names {
-		if err := checkReceivedName(name); err != nil {
+		if err := fdname.CheckReceived(name); err != nil {
 			return vars{}, envErr(envFDNames, namesStr, "name %d (descriptor %d) %s %v", i, listenStart+i, quoteShort(name), err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/fdsend/fdsend/internal/fdname"
 )
 
 func lookupMap(m map[string]string) func(string) (string, bool) {
@@ -100,7 +102,7 @@ func FuzzParseVars(f *testing.F) {
 			t.Fatalf("%d names for %d descriptors", len(v.names), v.n)
 		}
 		for _, n := range v.names {
-			if checkReceivedName(n) != nil {
+			if fdname.CheckReceived(n) != nil {
 				t.Fatalf("accepted bad name %q", n)
 			}
 		}

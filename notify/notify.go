@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/fdname"
 )
 
 // EnvSocket is the environment variable that names the manager's socket.
@@ -21,7 +22,7 @@ const EnvSocket = "NOTIFY_SOCKET"
 const DefaultName = "stored"
 
 // MaxNameLen is the longest descriptor name the protocol allows.
-const MaxNameLen = 255
+const MaxNameLen = fdname.MaxLen
 
 // Client sends notifications to one service-manager socket. The zero value
 // has no address: every call returns (false, nil), as when not running under
@@ -237,22 +238,10 @@ func (c Client) Barrier(timeout time.Duration) (bool, error) {
 // CheckName reports whether name may name stored descriptors: 1 to 255
 // printable ASCII characters (space to '~') other than ':', which
 // LISTEN_FDNAMES uses as its separator. The error wraps syscall.EINVAL and
-// says what is wrong.
+// says what is wrong. It is the rule of activation.ValidateName.
 func CheckName(name string) error {
-	if name == "" {
-		return fmt.Errorf("notify: name is empty: %w", syscall.EINVAL)
-	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("notify: name %.20q...: %d bytes, at most %d: %w", name, len(name), MaxNameLen, syscall.EINVAL)
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if b == ':' {
-			return fmt.Errorf("notify: name %q: ':' at byte %d is the LISTEN_FDNAMES separator: %w", name, i, syscall.EINVAL)
-		}
-		if b < ' ' || b > '~' {
-			return fmt.Errorf("notify: name %q: byte %d (%#x) is not printable ASCII: %w", name, i, b, syscall.EINVAL)
-		}
+	if err := fdname.Check(name); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
 	return nil
 }
