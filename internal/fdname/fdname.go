@@ -51,7 +51,7 @@ func Check(name string) error {
 		case c < 0x20 || c == 0x7f:
 			return fmt.Errorf("descriptor name %q contains control character 0x%02x at byte %d: %w", name, c, i, syscall.EINVAL)
 		case c > 0x7f:
-			return fmt.Errorf("descriptor name %q contains a non-ASCII byte 0x%02x at byte %d: %w", name, c, i, syscall.EINVAL)
+			return fmt.Errorf("descriptor name %q is not printable ASCII: it contains a non-ASCII byte 0x%02x at byte %d: %w", name, c, i, syscall.EINVAL)
 		}
 	}
 	return nil
