@@ -417,7 +417,7 @@ func TestCommandExitStatus127(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	err = waitTimeout(cmd, childTimeout)
+	err = fdtest.Wait(cmd, childTimeout)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != trampolineExit {
 		t.Fatalf("Wait: %v, want exit status %d", err, trampolineExit)
@@ -494,7 +494,7 @@ func TestCommandSocketActivate(t *testing.T) {
 	closeExtra(cmd)
 	defer func() {
 		cmd.Process.Kill()
-		waitTimeout(cmd, childTimeout)
+		fdtest.Wait(cmd, childTimeout)
 	}()
 	// systemd-socket-activate 252 execs its child on the first connection.
 	c := dialRetry(t, "unix", own)
@@ -504,7 +504,7 @@ func TestCommandSocketActivate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading greeting: %v\nstderr: %s", err, stderr.String())
 	}
-	if err := waitTimeout(cmd, childTimeout); err != nil {
+	if err := fdtest.Wait(cmd, childTimeout); err != nil {
 		t.Fatalf("wait: %v\nstderr: %s", err, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "Received 2 descriptors via the environment") {
@@ -602,10 +602,10 @@ c.close()
 	closeExtra(cmd)
 	defer func() {
 		cmd.Process.Kill()
-		waitTimeout(cmd, childTimeout)
+		fdtest.Wait(cmd, childTimeout)
 	}()
 	br := bufio.NewReader(stdout)
-	ready, err := readLineTimeout(br, childTimeout)
+	ready, err := fdtest.ReadLine(br, childTimeout)
 	if err != nil {
 		t.Fatalf("python: %v; stderr: %s", err, stderr.String())
 	}
@@ -627,7 +627,7 @@ c.close()
 		t.Errorf("python said %q, want %q; stderr: %s", greet, want, stderr.String())
 	}
 	io.Copy(io.Discard, stdout)
-	if err := waitTimeout(cmd, childTimeout); err != nil {
+	if err := fdtest.Wait(cmd, childTimeout); err != nil {
 		t.Errorf("python: %v; stderr: %s", err, stderr.String())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -30,27 +29,19 @@ const childEnv = "ACTIVATION_TEST_CHILD"
 const childTimeout = 20 * time.Second
 
 func TestMain(m *testing.M) {
-	switch mode := os.Getenv(childEnv); mode {
-	case "":
-		os.Exit(m.Run())
-	case "report":
-		childReport()
-	case "server":
-		childServer()
-	case "udpserver":
-		childUDPServer()
-	case "parse":
-		childParse()
-	case "exec":
-		childExec()
-	case "api":
-		childAPI()
-	default:
-		fmt.Fprintf(os.Stderr, "unknown child mode %q\n", mode)
-		os.Exit(2)
-	}
-	os.Exit(0)
+	fdtest.RunChild(childEnv, map[string]func() error{
+		"report":    noError(childReport),
+		"server":    noError(childServer),
+		"udpserver": noError(childUDPServer),
+		"parse":     noError(childParse),
+		"exec":      noError(childExec),
+		"api":       noError(childAPI),
+	})
+	os.Exit(m.Run())
 }
+
+// noError adapts a child role that reports failure by itself.
+func noError(f func()) func() error { return func() error { f(); return nil } }
 
 // fdState is one descriptor as a child found it at start.
 type fdState struct {
@@ -406,7 +397,7 @@ func runChild(t *testing.T, cmd *exec.Cmd) []byte {
 		t.Fatalf("start: %v", err)
 	}
 	closeExtra(cmd)
-	if err := waitTimeout(cmd, childTimeout); err != nil {
+	if err := fdtest.Wait(cmd, childTimeout); err != nil {
 		t.Fatalf("child %v: %v\nstdout: %s\nstderr: %s", cmd.Args, err, stdout.Bytes(), stderr.Bytes())
 	}
 	return stdout.Bytes()
@@ -418,20 +409,6 @@ func closeExtra(cmd *exec.Cmd) {
 		if f != nil {
 			f.Close()
 		}
-	}
-}
-
-// waitTimeout waits for a started cmd, killing it after d.
-func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("timed out after %v", d)
 	}
 }
 
@@ -467,10 +444,3 @@ func decodeReport(t *testing.T, out []byte) report {
 	}
 	return r
 }
-
-// readLineTimeout reads one line from r within d.
-func readLineTimeout(r *bufio.Reader, d time.Duration) (string, error) {
-	return fdtest.ReadLine(r, d)
-}
-
-var _ = io.EOF

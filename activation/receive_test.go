@@ -346,7 +346,7 @@ func TestSocketActivateServer(t *testing.T) {
 			}
 			defer func() {
 				cmd.Process.Kill()
-				waitTimeout(cmd, childTimeout)
+				fdtest.Wait(cmd, childTimeout)
 				if t.Failed() {
 					t.Logf("systemd-socket-activate's log:\n%s", stderr.String())
 				}
@@ -410,7 +410,7 @@ func TestSocketActivateDatagram(t *testing.T) {
 	}
 	defer func() {
 		cmd.Process.Kill()
-		waitTimeout(cmd, childTimeout)
+		fdtest.Wait(cmd, childTimeout)
 	}()
 	c, err := net.Dial("udp", "127.0.0.1:"+port)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -198,6 +199,21 @@ func RunChild(env string, roles map[string]func() error) {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// Wait waits for a started cmd for at most d, then kills it and says so:
+// no test waits on a stuck child forever.
+func Wait(cmd *exec.Cmd, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s: killed after %v without exiting", cmd.Path, d)
+	}
 }
 
 // ReadLine reads one line (with its newline) from r within d, so that a test
