@@ -16,7 +16,8 @@ import (
 // ErrUntrusted: the process that answered on the holder's socket runs as a
 // user the client does not trust to be the holder (DialConfig.ServerUIDs),
 // so the client sent it nothing and took nothing from it. Matches
-// fs.ErrPermission; the error also wraps syscall.EPERM.
+// fs.ErrPermission; the error, an *UntrustedError, also wraps
+// syscall.EPERM.
 var ErrUntrusted = fmt.Errorf("the holder's socket is served by a user this client does not trust: %w", fs.ErrPermission)
 
 // ConnectWait is how long a client keeps trying to connect while the
@@ -106,31 +107,42 @@ func dialWait(path string, wait time.Duration) (*fdsend.Conn, error) {
 	}
 }
 
-// untrustedError is a peer that is not one of the trusted users.
-type untrustedError struct {
-	path string // the socket, "" if unknown
-	cred fdsend.Cred
-	want []int
+// UntrustedError is the error of a connection refused because the peer is
+// not a trusted user: Socket is where the client connected ("" for a Client
+// of NewClient), Peer who answered there, Trusted the UIDs it would have
+// accepted. errors.Is matches it against ErrUntrusted, syscall.EPERM and
+// fs.ErrPermission.
+type UntrustedError struct {
+	Socket  string
+	Peer    fdsend.Cred
+	Trusted []int
 }
 
-func (e *untrustedError) Error() string {
+// Error says who answered and who was expected.
+func (e *UntrustedError) Error() string {
 	var b strings.Builder
 	b.WriteString("holder: ")
-	if e.path != "" {
-		b.WriteString(e.path + ": ")
+	if e.Socket != "" {
+		b.WriteString(e.Socket + ": ")
 	}
-	fmt.Fprintf(&b, "the socket is served by pid %d uid %d gid %d, not by ", e.cred.PID, e.cred.UID, e.cred.GID)
-	for i, u := range e.want {
+	fmt.Fprintf(&b, "the socket is served by pid %d uid %d gid %d, not by %s: refusing it", e.Peer.PID, e.Peer.UID, e.Peer.GID, e.TrustedText())
+	return b.String()
+}
+
+// TrustedText lists the trusted UIDs for a message: "uid 1000 or uid 0".
+func (e *UntrustedError) TrustedText() string {
+	var b strings.Builder
+	for i, u := range e.Trusted {
 		if i > 0 {
 			b.WriteString(" or ")
 		}
 		b.WriteString("uid " + strconv.Itoa(u))
 	}
-	b.WriteString(": refusing to talk to it")
 	return b.String()
 }
 
-func (e *untrustedError) Unwrap() []error { return []error{ErrUntrusted, syscall.EPERM} }
+// Unwrap returns ErrUntrusted and syscall.EPERM.
+func (e *UntrustedError) Unwrap() []error { return []error{ErrUntrusted, syscall.EPERM} }
 
 // checkPeer fails unless the peer of conn runs as one of uids. A peer whose
 // credentials cannot be read is refused too.
@@ -148,5 +160,5 @@ func checkPeer(conn *fdsend.Conn, path string, uids []int) error {
 			return nil
 		}
 	}
-	return &untrustedError{path: path, cred: cred, want: uids}
+	return &UntrustedError{Socket: path, Peer: cred, Trusted: uids}
 }

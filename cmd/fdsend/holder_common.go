@@ -166,8 +166,9 @@ func (c *holderCmd) dialHolder(path string) (*holder.Client, error) {
 		return nil, err
 	}
 	cl, err := cfg.Dial(path)
-	if errors.Is(err, holder.ErrUntrusted) {
-		return nil, fmt.Errorf("refusing the holder at %s: %s (if that user runs your holder, say so with --holder-uid)", path, strings.TrimPrefix(err.Error(), "holder: "+path+": "))
+	var ue *holder.UntrustedError
+	if errors.As(err, &ue) {
+		return nil, fmt.Errorf("refusing the holder at %s: it is served by pid %d uid %d, not by %s (if that user runs your holder, say so with --holder-uid %d)", path, ue.Peer.PID, ue.Peer.UID, ue.TrustedText(), ue.Peer.UID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach a holder at %s: %w", path, err)
