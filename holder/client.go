@@ -26,12 +26,20 @@ import (
 // usable. A holder closes connections that stay idle longer than its
 // Config.Timeout; a Client made by Dial notices that before its next request
 // (the hang-up is already in its socket) and connects again.
+//
+// Before it sends or accepts anything on a connection, a Client checks that
+// the peer runs as a trusted user (DialConfig.ServerUIDs; by default its own
+// effective UID or root), and refuses any other with an error wrapping
+// ErrUntrusted: whoever binds a holder's address first cannot receive what
+// is stored or hand out descriptors of its own.
 type Client struct {
 	path    string       // where Dial connected, to connect again
+	uids    []int        // users the holder may run as
 	timeout atomic.Int64 // per request, in nanoseconds; 0: none
 
-	mu  sync.Mutex // one request at a time; guards err
-	err error      // sticky: the connection is gone
+	mu      sync.Mutex // one request at a time; guards err and checked
+	err     error      // sticky: the connection is gone
+	checked bool       // the peer of conn has been checked
 
 	cmu    sync.Mutex // guards conn and closed, never held during I/O
 	conn   *fdsend.Conn
@@ -39,24 +47,22 @@ type Client struct {
 }
 
 // Dial connects to the holder at path ("@name" for a Linux abstract
-// address). The Client owns the connection; Close closes it.
+// address) with the default DialConfig: the holder must run as the
+// caller's effective UID or as root, or Dial fails with an error wrapping
+// ErrUntrusted (and syscall.EPERM) that says who answered. While the
+// holder's listen backlog is full, Dial tries again for up to ConnectWait.
+// The Client owns the connection; Close closes it.
 func Dial(path string) (*Client, error) {
-	c, err := fdsend.Dial(path)
-	if err != nil {
-		return nil, err
-	}
-	cl := NewClient(c)
-	cl.path = path
-	return cl, nil
+	return DialConfig{}.Dial(path)
 }
 
 // NewClient returns a Client that talks over c, which it takes over: Close
-// closes it. Such a Client does not connect again after the holder closed
-// an idle connection.
+// closes it. Its first request checks the peer as Dial does (the caller's
+// effective UID or root; DialConfig.NewClient for others) and fails, with
+// the connection closed, if it is not trusted. Such a Client does not
+// connect again after the holder closed an idle connection.
 func NewClient(c *fdsend.Conn) *Client {
-	cl := &Client{conn: c}
-	cl.timeout.Store(int64(DefaultTimeout))
-	return cl
+	return DialConfig{}.NewClient(c)
 }
 
 // SetTimeout bounds each request and its response (default DefaultTimeout;
@@ -97,7 +103,7 @@ func (c *Client) current() (*fdsend.Conn, error) {
 // reconnect replaces the connection with a new one to path, unless the
 // Client has been closed meanwhile.
 func (c *Client) reconnect() (*fdsend.Conn, error) {
-	nc, err := fdsend.Dial(c.path)
+	nc, err := DialConfig{ServerUIDs: c.uids}.connect(c.path)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +144,13 @@ func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os
 			}
 			return response{}, nil, c.broken(fmt.Errorf("holder: %s: the holder closed the idle connection, and connecting again failed: %w", req.Op, err))
 		}
+	}
+	if !c.checked {
+		// A Client of NewClient: nothing goes out before the peer is known.
+		if err := checkPeer(conn, c.path, c.uids); err != nil {
+			return response{}, nil, c.broken(err)
+		}
+		c.checked = true
 	}
 	var deadline time.Time
 	if d := time.Duration(c.timeout.Load()); d > 0 {

@@ -32,6 +32,20 @@
 // came with a refused store is closed. The socket file is 0600 unless the
 // rules name other users or groups (Config.SocketMode).
 //
+// Access is checked the other way too. Right after connecting, and on every
+// reconnect, before it sends or accepts a single descriptor, a Client asks
+// the kernel who serves the socket and refuses anyone but the users
+// DialConfig.ServerUIDs names — by default its own effective UID and root —
+// with an error wrapping ErrUntrusted and syscall.EPERM that says which
+// process and user answered. Without it, whoever bound the holder's address
+// first would receive what clients store and could hand out descriptors of
+// its own. This is what protects a Linux abstract socket ("@name"): it has
+// no file, no owner and no mode, so any process may connect to it, and any
+// process may bind the name while no holder does. Its only guards are the
+// server's check of each request against its rules and the client's check
+// of the server. A socket file in a directory only trusted users may write
+// in needs neither, but gets both.
+//
 // # Robustness
 //
 // Every connection is served by its own goroutine with deadlines, so one
@@ -40,7 +54,9 @@
 // sends more than a request may carry is disconnected; every descriptor
 // that came with it is closed. Out of descriptors or memory, the server
 // waits and goes on. A fetch with remove whose answer cannot be delivered
-// puts the entries back.
+// puts the entries back. A client whose connect fails because the holder's
+// listen backlog is full (EAGAIN) tries again for ConnectWait before it
+// gives up.
 //
 // The protocol, request and response messages over fdsend.Conn, is written
 // down in the project's PROTOCOL.md.

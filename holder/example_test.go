@@ -3,6 +3,7 @@
 package holder_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -157,4 +158,36 @@ func ExampleParseRule() {
 	cfg := holder.Config{Rules: []holder.Rule{r}}
 	fmt.Println(r.GID, r.Ops, cfg.SocketMode())
 	// Output: 1000 fetch,list -rw-rw-rw-
+}
+
+// A client refuses a holder socket served by a user it does not trust
+// (by default anyone but itself and root) before it sends or accepts
+// anything; DialConfig names the user a holder is meant to run as.
+func ExampleDialConfig() {
+	dir, err := os.MkdirTemp("", "holder-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "holder.sock")
+	srv, err := holder.Listen(sock, holder.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Close()
+
+	// Say that the holder must run as this process's user, and no other.
+	cfg := holder.DialConfig{ServerUIDs: []int{os.Geteuid()}}
+	c, err := cfg.Dial(sock)
+	if errors.Is(err, holder.ErrUntrusted) {
+		log.Fatalf("someone else answers on %s: %v", sock, err)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	entries, err := c.List()
+	fmt.Println(len(entries), err)
+	// Output: 0 <nil>
 }

@@ -33,7 +33,7 @@ Options:
                   cannot be executed they are stored back, but a COMMAND
                   that execve(2) itself rejects later (a corrupt binary, a
                   missing interpreter) loses them
-  -h, --help      show this help
+` + holderUIDHelp + `  -h, --help      show this help
 
 Exit status: COMMAND's; 1 if the holder refuses or fails; 126 if COMMAND is
 not executable, 127 if it is not found; 2 for a usage error.
@@ -42,6 +42,7 @@ not executable, 127 if it is not found; 2 for a usage error.
 // runFetch is the entry point of `fdsend fetch`.
 func runFetch(args []string) int {
 	c := newHolderCmd("fetch", fetchUsage)
+	c.addHolderUID()
 	var del bool
 	c.fs.BoolVar(&del, "delete", false, "drop the names from the holder")
 	return c.run(args, func(pos []string) (int, error) {
@@ -71,7 +72,7 @@ func runFetch(args []string) int {
 			}
 			return 126, err
 		}
-		cl, err := dialHolder(pos[0])
+		cl, err := c.dialHolder(pos[0])
 		if err != nil {
 			return 1, err
 		}

@@ -27,8 +27,14 @@ to fetch: a listening socket outlives the server that made it, across
 restarts. Use fdsend store, fetch, ls, rm and transfer as clients.
 
 The holder's own user may do everything; nobody else may do anything unless
---allow grants it. The socket file is mode 0600, or 0666 when --allow names
-other users or groups (the holder checks every request against the rules).
+--allow grants it: the holder asks the kernel who each client is and checks
+every request against the rules. A socket file is mode 0600, or 0666 when
+--allow names other users or groups. An abstract socket (@name) has no file
+and no mode: any process may connect to it, and any process may bind the
+name first if the holder is not running. What protects it is the rules
+check on the holder's side and, on the clients' side, that fdsend store,
+fetch, ls, rm and transfer refuse a socket not served by their own user or
+root (or the user --holder-uid names) before sending or accepting anything.
 
 On SIGTERM or SIGINT the holder closes everything it holds, removes its
 socket file and exits 0.
@@ -89,7 +95,14 @@ func hold(c *holderCmd, path string, cfg holder.Config) (int, error) {
 		allowed = "its own user and " + strings.Join(rules, " ")
 	}
 	maxEntries, _ := srv.Limits()
-	c.logf("holding at most %d descriptors on %s (mode %04o) for %s", maxEntries, path, uint32(cfg.SocketMode()), allowed)
+	// An abstract socket has no file and no mode: anyone may connect, and
+	// what keeps others out is the check of every request (and clients
+	// check who the holder is).
+	access := fmt.Sprintf("mode %04o", uint32(cfg.SocketMode()))
+	if strings.HasPrefix(path, "@") {
+		access = "abstract: no file mode, every client is checked"
+	}
+	c.logf("holding at most %d descriptors on %s (%s) for %s", maxEntries, path, access, allowed)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	select {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,10 +30,11 @@ func holderUsagef(format string, args ...any) error {
 // holderCmd is what every holder subcommand has: its name, its help text,
 // and its flag set.
 type holderCmd struct {
-	name  string
-	usage string
-	fs    *pflag.FlagSet
-	help  bool
+	name       string
+	usage      string
+	fs         *pflag.FlagSet
+	help       bool
+	holderUIDs []string // --holder-uid, for the clients
 }
 
 // newHolderCmd returns a flag set for subcommand name with -h/--help.
@@ -69,13 +72,64 @@ func (c *holderCmd) run(args []string, body func(pos []string) (int, error)) int
 }
 
 func (c *holderCmd) usageFailed(err error) int {
-	fmt.Fprintf(os.Stderr, "fdsend %s: %v\nRun 'fdsend %s --help' for usage.\n", c.name, err, c.name)
+	fmt.Fprintf(os.Stderr, "fdsend %s: %s\nRun 'fdsend %s --help' for usage.\n", c.name, escape(err.Error()), c.name)
 	return exitUsage
 }
 
-// logf writes a line to standard error, prefixed with the subcommand.
+// logf writes a line to standard error, prefixed with the subcommand. The
+// line is escaped: names, paths and descriptions in it may come from other
+// users.
 func (c *holderCmd) logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "fdsend "+c.name+": "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "fdsend %s: %s\n", c.name, escape(fmt.Sprintf(format, args...)))
+}
+
+// holderUIDHelp is the help text of --holder-uid, for the client commands.
+const holderUIDHelp = `      --holder-uid=USER
+                      the holder runs as USER (a name or number;
+                      repeatable); a socket served by anyone else is
+                      refused before anything is sent or received.
+                      Default: this user or root
+`
+
+// addHolderUID gives a client subcommand its --holder-uid flag.
+func (c *holderCmd) addHolderUID() {
+	c.fs.StringArrayVar(&c.holderUIDs, "holder-uid", nil, "user the holder runs as")
+}
+
+// dialConfig returns how to reach holders, from --holder-uid.
+func (c *holderCmd) dialConfig() (holder.DialConfig, error) {
+	var cfg holder.DialConfig
+	for _, u := range c.holderUIDs {
+		id, err := lookupUID(u)
+		if err != nil {
+			return cfg, holderUsagef("--holder-uid %q: %v", u, err)
+		}
+		cfg.ServerUIDs = append(cfg.ServerUIDs, id)
+	}
+	return cfg, nil
+}
+
+// lookupUID reads a user name or number.
+func lookupUID(s string) (int, error) {
+	if s == "" {
+		return 0, errors.New("empty")
+	}
+	if s[0] >= '0' && s[0] <= '9' {
+		n, err := strconv.ParseUint(s, 10, 31)
+		if err != nil {
+			return 0, errors.New("not a user id")
+		}
+		return int(n), nil
+	}
+	u, err := user.Lookup(s)
+	if err != nil {
+		return 0, errors.New("no such user")
+	}
+	n, err := strconv.ParseUint(u.Uid, 10, 31)
+	if err != nil {
+		return 0, fmt.Errorf("user id %q is not a number", u.Uid)
+	}
+	return int(n), nil
 }
 
 // checkNames checks descriptor names given on the command line.
@@ -104,13 +158,22 @@ func checkSocket(s string) error {
 	return nil
 }
 
-// dialHolder connects to the holder at path.
-func dialHolder(path string) (*holder.Client, error) {
-	c, err := holder.Dial(path)
+// dialHolder connects to the holder at path, trusting it only if it runs
+// as a user --holder-uid names (default this user or root).
+func (c *holderCmd) dialHolder(path string) (*holder.Client, error) {
+	cfg, err := c.dialConfig()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := cfg.Dial(path)
+	var ue *holder.UntrustedError
+	if errors.As(err, &ue) {
+		return nil, fmt.Errorf("refusing the holder at %s: it is served by pid %d uid %d, not by %s (if that user runs your holder, say so with --holder-uid %d)", path, ue.Peer.PID, ue.Peer.UID, ue.TrustedText(), ue.Peer.UID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach a holder at %s: %w", path, err)
 	}
-	return c, nil
+	return cl, nil
 }
 
 // formatDuration writes a duration as Go does, rounded for reading: to the

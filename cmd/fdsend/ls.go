@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"strings"
 )
 
 func init() {
@@ -24,13 +23,21 @@ listener 127.0.0.1:8080", "udp 0.0.0.0:53", "unix stream listener
 and the time left before it expires, or "-" for never. Durations are written
 as Go writes them (1h2m3s, 250ms).
 
+Names and descriptions are escaped so that each entry stays on one line and
+nothing reaches the terminal raw: a backslash is written \\, a tab \t, a
+newline \n, a carriage return \r, another control byte or a byte that is not
+valid UTF-8 \xHH, and another unprintable character \u{HHHH} (also U+FFFD,
+\u{fffd}, which marks bytes of a path that were not valid UTF-8: the holder
+cannot send those). Every other printable character stands for itself.
+
 Options:
-  -h, --help      show this help
+` + holderUIDHelp + `  -h, --help      show this help
 `
 
 // runLs is the entry point of `fdsend ls`.
 func runLs(args []string) int {
 	c := newHolderCmd("ls", lsUsage)
+	c.addHolderUID()
 	return c.run(args, func(pos []string) (int, error) {
 		if len(pos) != 1 {
 			return 0, holderUsagef("want exactly one SOCKET, got %d arguments", len(pos))
@@ -38,7 +45,7 @@ func runLs(args []string) int {
 		if err := checkSocket(pos[0]); err != nil {
 			return 0, err
 		}
-		cl, err := dialHolder(pos[0])
+		cl, err := c.dialHolder(pos[0])
 		if err != nil {
 			return 1, err
 		}
@@ -53,10 +60,9 @@ func runLs(args []string) int {
 			if e.ExpiresIn > 0 {
 				expiry = formatDuration(e.ExpiresIn)
 			}
-			// A kind never holds a tab or a newline from us, but a path
-			// may: keep one entry on one line.
-			kind := strings.NewReplacer("\t", `\t`, "\n", `\n`).Replace(e.Kind)
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, kind, formatDuration(e.Age), expiry)
+			// A kind may show a path with any byte in it, stored by
+			// another user, and a name comes from the holder.
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", escape(e.Name), escape(e.Kind), formatDuration(e.Age), expiry)
 		}
 		return 0, w.Flush()
 	})

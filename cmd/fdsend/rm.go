@@ -15,7 +15,7 @@ descriptor. A name that is not held is an error; the other names are still
 removed.
 
 Options:
-  -h, --help      show this help
+` + holderUIDHelp + `  -h, --help      show this help
 
 Exit status: 0 if every name was removed, 1 otherwise, 2 for a usage error.
 `
@@ -23,6 +23,7 @@ Exit status: 0 if every name was removed, 1 otherwise, 2 for a usage error.
 // runRm is the entry point of `fdsend rm`.
 func runRm(args []string) int {
 	c := newHolderCmd("rm", rmUsage)
+	c.addHolderUID()
 	return c.run(args, func(pos []string) (int, error) {
 		if len(pos) < 2 {
 			return 0, holderUsagef("want SOCKET NAME..., got %d arguments", len(pos))
@@ -33,7 +34,7 @@ func runRm(args []string) int {
 		if err := checkHolderNames(pos[1:]); err != nil {
 			return 0, err
 		}
-		cl, err := dialHolder(pos[0])
+		cl, err := c.dialHolder(pos[0])
 		if err != nil {
 			return 1, err
 		}

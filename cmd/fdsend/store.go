@@ -35,7 +35,7 @@ Options:
       --ttl=D         the holder drops it after D (a Go duration: 90s, 15m,
                       2h30m); default never
       --replace       replace what NAME holds instead of failing
-  -h, --help          show this help
+` + holderUIDHelp + `  -h, --help          show this help
 
 Exit status: 0 stored, 1 refused or failed, 2 usage error.
 `
@@ -43,6 +43,7 @@ Exit status: 0 stored, 1 refused or failed, 2 usage error.
 // runStore is the entry point of `fdsend store`.
 func runStore(args []string) int {
 	c := newHolderCmd("store", storeUsage)
+	c.addHolderUID()
 	var fd int
 	var listen, file, ttlText string
 	var replace, datagram bool
@@ -93,6 +94,7 @@ func runStore(args []string) int {
 
 		// The descriptor to store.
 		var what any
+		stored := false
 		var bound string
 		switch {
 		case c.fs.Changed("listen"):
@@ -104,7 +106,16 @@ func runStore(args []string) int {
 			if err != nil {
 				return 1, err
 			}
-			defer l.Close()
+			// Once stored, a socket file is the address of what the
+			// holder holds: close only this process's descriptor.
+			// Otherwise remove the file too, as nothing listens there.
+			defer func() {
+				if stored {
+					l.File.Close()
+				} else {
+					l.Close()
+				}
+			}()
 			what, bound = l.File, l.Bound
 		case c.fs.Changed("file"):
 			f, err := os.Open(file)
@@ -119,7 +130,7 @@ func runStore(args []string) int {
 			}
 			what = fd
 		}
-		cl, err := dialHolder(pos[0])
+		cl, err := c.dialHolder(pos[0])
 		if err != nil {
 			return 1, err
 		}
@@ -127,8 +138,9 @@ func runStore(args []string) int {
 		if err := cl.Store(pos[1], what, ttl, replace); err != nil {
 			return 1, err
 		}
+		stored = true
 		if bound != "" {
-			fmt.Println(bound)
+			fmt.Println(escape(bound))
 		}
 		return 0, nil
 	})

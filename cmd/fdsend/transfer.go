@@ -24,10 +24,11 @@ the old one.
 
 Each name is reported on standard output: "copied NAME", "skipped NAME
 (already held by TO)", "gone NAME" (dropped by FROM meanwhile); failures on
-standard error.
+standard error. Names are escaped as fdsend ls escapes them. Both holders
+are checked against --holder-uid.
 
 Options:
-  -h, --help      show this help
+` + holderUIDHelp + `  -h, --help      show this help
 
 Exit status: 0 if every name was copied or skipped, 1 otherwise, 2 for a
 usage error.
@@ -36,6 +37,7 @@ usage error.
 // runTransfer is the entry point of `fdsend transfer`.
 func runTransfer(args []string) int {
 	c := newHolderCmd("transfer", transferUsage)
+	c.addHolderUID()
 	return c.run(args, func(pos []string) (int, error) {
 		if len(pos) != 2 {
 			return 0, holderUsagef("want FROM TO, got %d arguments", len(pos))
@@ -45,25 +47,25 @@ func runTransfer(args []string) int {
 				return 0, err
 			}
 		}
-		from, err := dialHolder(pos[0])
+		from, err := c.dialHolder(pos[0])
 		if err != nil {
 			return 1, err
 		}
 		defer from.Close()
-		to, err := dialHolder(pos[1])
+		to, err := c.dialHolder(pos[1])
 		if err != nil {
 			return 1, err
 		}
 		defer to.Close()
 		rep, err := holder.Transfer(from, to)
 		for _, n := range rep.Copied {
-			fmt.Printf("copied %s\n", n)
+			fmt.Printf("copied %s\n", escape(n))
 		}
 		for _, n := range rep.Skipped {
-			fmt.Printf("skipped %s (already held by %s)\n", n, pos[1])
+			fmt.Printf("skipped %s (already held by %s)\n", escape(n), escape(pos[1]))
 		}
 		for _, n := range rep.Gone {
-			fmt.Printf("gone %s\n", n)
+			fmt.Printf("gone %s\n", escape(n))
 		}
 		if err != nil {
 			return 1, err
