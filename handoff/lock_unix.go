@@ -69,8 +69,10 @@ func acquireLock(path string, mode os.FileMode, timeout time.Duration) (*lock, e
 // openLockFile opens (or creates) the lock file, read-write if it may, else
 // read-only: flock needs no write access. Another user who can write in the
 // directory may have put anything at path: a FIFO or a device, whose open
-// could block for ever; a symlink or a second hard link to a file of ours,
-// to make us truncate it; a file of theirs, to hold the lock for ever. So
+// could block for ever; a file of theirs with a lease on it, whose open
+// would wait for the lease to break; a symlink or a second hard link to a
+// file of ours, to make us truncate it; a file of theirs, to hold the lock
+// for ever. So
 // every open is non-blocking, follows no symlink and takes no controlling
 // terminal, and what it opened is checked on the descriptor (never by path)
 // before anything else is done with it: an existing lock file must be a
@@ -83,7 +85,10 @@ func openLockFile(path string, mode os.FileMode) (f *os.File, created, writable 
 		fd, err = openNonblock(path, unix.O_RDWR, 0)
 		if err == nil {
 			writable = true
-		} else if err == unix.EACCES || err == unix.EPERM || err == unix.EROFS {
+		} else if err == unix.EACCES || err == unix.EPERM || err == unix.EROFS || err == unix.EWOULDBLOCK {
+			// Not writable by us, or someone holds a read lease
+			// (F_SETLEASE), which a blocking open would wait on for
+			// the kernel's lease-break-time.
 			fd, err = openNonblock(path, unix.O_RDONLY, 0)
 		}
 	}
@@ -128,6 +133,8 @@ func lockOpenError(path string, err error) error {
 		what = "is a directory"
 	case unix.ENXIO, unix.EOPNOTSUPP:
 		what = "is a socket or a device without a driver"
+	case unix.EWOULDBLOCK:
+		what = "is leased by another process (F_SETLEASE)"
 	default:
 		return fmt.Errorf("handoff: lock file: %w", &os.PathError{Op: "open", Path: path, Err: err})
 	}

@@ -3,13 +3,16 @@
 package handoff
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"golang.org/x/sys/unix"
 )
 
 // victimUID is the unprivileged user (neither root nor nobody) that opens
@@ -47,6 +51,25 @@ func childPlant() error {
 		}
 		l.SetUnlinkOnClose(false)
 		return l.Close()
+	case "leased":
+		// A file of ours with a read lease on it, held until stdin closes:
+		// opening it for writing waits for the lease to break (the
+		// kernel's lease-break-time, 45 s by default) unless O_NONBLOCK.
+		if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		signal.Ignore(syscall.SIGIO) // sent when someone wants the lease broken
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
+			return fmt.Errorf("F_SETLEASE: %w", err)
+		}
+		fmt.Println("leased")
+		io.Copy(io.Discard, os.Stdin)
+		return nil
 	default:
 		return fmt.Errorf("unknown kind %q", kind)
 	}
@@ -109,8 +132,32 @@ func TestPlantedLockFile(t *testing.T) {
 		cmd := exec.Command("setpriv", "--reuid="+strconv.Itoa(fdtest.Nobody), "--regid="+strconv.Itoa(fdtest.Nobody), "--clear-groups", exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"=plant", "PLANT_KIND="+kind, "PLANT_PATH="+path, "PLANT_TARGET="+target)
 		cmd.Stderr = os.Stderr
-		if err := startWait(cmd, 10*time.Second); err != nil {
-			t.Fatalf("planting a %s as nobody: %v", kind, err)
+		if kind != "leased" {
+			if err := startWait(cmd, 10*time.Second); err != nil {
+				t.Fatalf("planting a %s as nobody: %v", kind, err)
+			}
+			return
+		}
+		// The lease lasts as long as the process: until the test ends.
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			stdin.Close()
+			if err := waitExit(cmd, 10*time.Second); err != nil {
+				t.Errorf("lease holder: %v", err)
+			}
+		})
+		if line, err := readLine(bufio.NewReader(stdout), 10*time.Second); line != "leased" {
+			t.Fatalf("lease holder said %q, %v", line, err)
 		}
 	}
 
@@ -125,6 +172,7 @@ func TestPlantedLockFile(t *testing.T) {
 		{kind: "socket", want: "is a socket or a device without a driver, not a regular file"},
 		{kind: "chardev", want: "not a regular file (a character device)"},
 		{kind: "file", want: "owned by uid 65534, not by us or root"},
+		{kind: "leased", want: "owned by uid 65534, not by us or root"},
 		{kind: "hardlink", target: shared, want: "a regular file with 2 links, not 1"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
