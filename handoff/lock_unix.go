@@ -3,9 +3,7 @@
 package handoff
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -69,53 +67,116 @@ func acquireLock(path string, mode os.FileMode, timeout time.Duration) (*lock, e
 }
 
 // openLockFile opens (or creates) the lock file, read-write if it may, else
-// read-only: flock needs no write access. It never follows a symlink, and an
-// existing lock file must be a regular file with one link, owned by us or by
-// root — anything else may have been planted by another user to make us
-// truncate a file of ours, or to hold the lock forever.
+// read-only: flock needs no write access. Another user who can write in the
+// directory may have put anything at path: a FIFO or a device, whose open
+// could block for ever; a file of theirs with a lease on it, whose open
+// would wait for the lease to break; a symlink or a second hard link to a
+// file of ours, to make us truncate it; a file of theirs, to hold the lock
+// for ever. So
+// every open is non-blocking, follows no symlink and takes no controlling
+// terminal, and what it opened is checked on the descriptor (never by path)
+// before anything else is done with it: an existing lock file must be a
+// regular file with one link, owned by us or by root.
 func openLockFile(path string, mode os.FileMode) (f *os.File, created, writable bool, err error) {
-	const flags = syscall.O_NOFOLLOW | syscall.O_CLOEXEC
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|flags, mode)
+	fd, err := openNonblock(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, mode)
 	if err == nil {
-		return f, true, true, nil
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		return nil, false, false, err
-	}
-	f, err = os.OpenFile(path, os.O_RDWR|flags, 0)
-	if err == nil {
-		writable = true
-	} else if errors.Is(err, fs.ErrPermission) {
-		f, err = os.OpenFile(path, os.O_RDONLY|flags, 0)
+		created, writable = true, true
+	} else if err == unix.EEXIST {
+		fd, err = openNonblock(path, unix.O_RDWR, 0)
+		if err == nil {
+			writable = true
+		} else if err == unix.EACCES || err == unix.EPERM || err == unix.EROFS || err == unix.EWOULDBLOCK {
+			// Not writable by us, or someone holds a read lease
+			// (F_SETLEASE), which a blocking open would wait on for
+			// the kernel's lease-break-time.
+			fd, err = openNonblock(path, unix.O_RDONLY, 0)
+		}
 	}
 	if err != nil {
-		return nil, false, false, err
+		return nil, false, false, lockOpenError(path, err)
 	}
-	if err := trustLockFile(f); err != nil {
-		f.Close()
-		return nil, false, false, fmt.Errorf("handoff: lock file %s: %w", path, err)
+	if !created {
+		if err := trustLockFile(fd); err != nil {
+			unix.Close(fd)
+			return nil, false, false, fmt.Errorf("handoff: lock file %s: %w", path, err)
+		}
 	}
-	return f, false, writable, nil
+	// A regular file, checked: blocking mode is what os.File expects of it.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, false, false, &os.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), created, writable, nil
 }
 
-// trustLockFile checks an existing lock file: a regular file with one link,
-// owned by our effective user or root.
-func trustLockFile(f *os.File) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
+// openNonblock opens path with flags and the flags that make the open safe
+// on whatever is there: O_NONBLOCK, O_NOFOLLOW, O_NOCTTY and O_CLOEXEC. It
+// returns the bare errno.
+func openNonblock(path string, flags int, mode os.FileMode) (int, error) {
+	flags |= unix.O_NONBLOCK | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_CLOEXEC
+	for {
+		fd, err := unix.Open(path, flags, uint32(mode.Perm()))
+		if err != unix.EINTR {
+			return fd, err
+		}
 	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
+}
+
+// lockOpenError describes a failed open of the lock file, naming what was
+// found there when the errno says.
+func lockOpenError(path string, err error) error {
+	var what string
+	switch err {
+	case unix.ELOOP:
+		what = "is a symbolic link"
+	case unix.EISDIR:
+		what = "is a directory"
+	case unix.ENXIO, unix.EOPNOTSUPP:
+		what = "is a socket or a device without a driver"
+	case unix.EWOULDBLOCK:
+		what = "is leased by another process (F_SETLEASE)"
+	default:
+		return fmt.Errorf("handoff: lock file: %w", &os.PathError{Op: "open", Path: path, Err: err})
 	}
-	if !st.Mode().IsRegular() || sys.Nlink != 1 {
-		return fmt.Errorf("not a regular file with one link (%v, %d links): %w", st.Mode(), sys.Nlink, syscall.EPERM)
+	return fmt.Errorf("handoff: lock file %s %s, not a regular file; left alone: %w", path, what, err)
+}
+
+// trustLockFile checks an existing lock file by its descriptor: a regular
+// file with one link, owned by our effective user or root.
+func trustLockFile(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
 	}
-	if uid := int(sys.Uid); uid != os.Geteuid() && uid != 0 {
-		return fmt.Errorf("owned by uid %d, not by us or root: %w", uid, syscall.EPERM)
+	if typ := st.Mode & unix.S_IFMT; typ != unix.S_IFREG {
+		return fmt.Errorf("not a regular file (%s); left alone: %w", fileType(uint32(typ)), syscall.EPERM)
+	}
+	if st.Nlink != 1 {
+		return fmt.Errorf("a regular file with %d links, not 1 (a hard link to another file?); left alone: %w", st.Nlink, syscall.EPERM)
+	}
+	if uid := int(st.Uid); uid != os.Geteuid() && uid != 0 {
+		return fmt.Errorf("owned by uid %d, not by us or root; left alone: %w", uid, syscall.EPERM)
 	}
 	return nil
+}
+
+// fileType names a file type from the S_IFMT bits of a mode.
+func fileType(typ uint32) string {
+	switch typ {
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("file type %#o", typ)
 }
 
 // lockHolder describes who holds the lock, from what its holder wrote.

@@ -29,6 +29,8 @@ var children = map[string]func() error{
 	"renameAndDie":   childRenameAndDie,
 	"benchInstance":  childBenchInstance,
 	"takeAndHangOut": childTakeAndHangOut,
+	"plant":          childPlant,
+	"openLock":       childOpenLock,
 }
 
 // gracefulBin is examples/graceful, built once by TestMain.

@@ -83,6 +83,10 @@ type entry struct {
 // connects to the instance serving there, if any. A socket file nobody
 // listens on is taken for a crashed instance's leftover and replaced by
 // Ready; a path that holds anything but a socket is refused and left alone.
+// So is a lock file that is not a regular file with one link owned by this
+// process's user or root (another user may have put a FIFO, a device, a
+// symlink or a file of theirs there): Open fails at once, never blocking
+// on it.
 // The serving instance must run as an allowed user (see Config), and must
 // accept this process likewise.
 //

@@ -64,8 +64,11 @@ Options:
       --fdname=NAME[:NAME...]  names of the -l sockets: one name for all, or
                                one per -l (default "unknown")
       --restart=POLICY         restart the child when it exits: no (default),
-                               on-failure or always; quick failures back off
-                               from 100 ms to 5 s
+                               on-failure or always; a clean exit restarts at
+                               once, but at most one start per 100 ms; a
+                               failure within 1 s of the start waits 100 ms,
+                               doubling with each such failure in a row up
+                               to 5 s
       --fdstore=N              give the child a NOTIFY_SOCKET that keeps up to N
                                descriptors it stores (FDSTORE=1) and passes
                                them back, named, after a restart

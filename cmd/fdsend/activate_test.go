@@ -707,3 +707,37 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestActivateRestartAlwaysPacesCleanExits: with --restart=always a child
+// that exits 0 at once is started again at once, paced at one start per
+// 100 ms and never backed off: 20 starts take about 2 s (they took over a
+// minute when a second quick clean exit counted as a failure), and not
+// much less (the launcher does not spin).
+func TestActivateRestartAlwaysPacesCleanExits(t *testing.T) {
+	fdtest.Check(t)
+	const starts = 20
+	l := activate(t, nil, "--restart=always", "-l", "127.0.0.1:0", "--", "/bin/sh", "-c", "date +%s%N")
+	var at []int64 // each child's start, by its own clock, in ns
+	deadline := time.After(6 * time.Second)
+	for len(at) < starts {
+		select {
+		case s := <-l.stdout:
+			ns, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatalf("child printed %q, want the time in ns", s)
+			}
+			at = append(at, ns)
+		case <-deadline:
+			t.Fatalf("%d starts within 6 s, want %d (one per 100 ms); log:\n%s", len(at), starts, l.logText())
+		}
+	}
+	// 19 pauses of 100 ms from start to start, less the first child's
+	// start-up delay, for which half a second is more than enough.
+	if span := time.Duration(at[starts-1] - at[0]); span < 1400*time.Millisecond {
+		t.Errorf("%d starts within %v: clean exits must be paced at one start per 100 ms", starts, span)
+	}
+	l.signal(syscall.SIGTERM)
+	if st := l.wait(); st != 0 && st != 128+int(syscall.SIGTERM) {
+		t.Fatalf("status %d after SIGTERM, want 0 (a child's) or %d", st, 128+int(syscall.SIGTERM))
+	}
+}

@@ -43,8 +43,8 @@ func TestBackoff(t *testing.T) {
 			t.Fatalf("quick failure %d: delay %v, want %v", i+1, d, w)
 		}
 	}
-	if d := b.Delay(10*ms, false); d != 0 {
-		t.Fatalf("clean exit: delay %v, want 0", d)
+	if d := b.Delay(10*ms, false); d != 90*ms {
+		t.Fatalf("clean exit: delay %v, want 90ms (paced, not backed off)", d)
 	}
 	if d := b.Delay(10*ms, true); d != 100*ms {
 		t.Fatalf("after a clean exit the delay is back to %v, want 100ms", d)
@@ -56,19 +56,39 @@ func TestBackoff(t *testing.T) {
 	if d := b.Delay(10*ms, true); d != 100*ms {
 		t.Fatalf("after a long run the delay is back to %v, want 100ms", d)
 	}
-	// Clean exits: the first quick one restarts at once, more in a row back
-	// off like failures, and a long run resets that.
-	var c Backoff
-	for i, w := range []time.Duration{0, 100 * ms, 200 * ms, 400 * ms} {
-		if d := c.Delay(10*ms, false); d != w {
-			t.Fatalf("quick clean exit %d: delay %v, want %v", i+1, d, w)
+}
+
+// TestBackoffCleanExitsPaced: quick clean exits in a row, however many, are
+// only paced (the next start no sooner than 100 ms after the last one),
+// never backed off; failures still back off, and a clean exit resets that.
+func TestBackoffCleanExitsPaced(t *testing.T) {
+	ms := time.Millisecond
+	var b Backoff
+	for i := range 300 {
+		if d := b.Delay(10*ms, false); d > 90*ms {
+			t.Fatalf("quick clean exit %d after 10ms: delay %v, want at most 90ms (100ms from start to start)", i+1, d)
 		}
 	}
-	if d := c.Delay(2*time.Second, false); d != 0 {
-		t.Fatalf("clean exit after a long run: delay %v, want 0", d)
+	for _, lived := range []time.Duration{0, 50 * ms, 99 * ms, 100 * ms, 2 * time.Second} {
+		want := max(100*ms-lived, 0)
+		if d := b.Delay(lived, false); d != want {
+			t.Fatalf("clean exit after %v: delay %v, want %v", lived, d, want)
+		}
 	}
-	if d := c.Delay(10*ms, false); d != 0 {
-		t.Fatalf("first quick clean exit after a long run: delay %v, want 0", d)
+	for i, w := range []time.Duration{100 * ms, 200 * ms, 400 * ms} {
+		if d := b.Delay(10*ms, true); d != w {
+			t.Fatalf("quick failure %d: delay %v, want %v", i+1, d, w)
+		}
+	}
+	if d := b.Delay(10*ms, false); d != 90*ms {
+		t.Fatalf("clean exit after failures: delay %v, want 90ms", d)
+	}
+	if d := b.Delay(10*ms, true); d != 100*ms {
+		t.Fatalf("quick failure after a clean exit: delay %v, want 100ms (reset)", d)
+	}
+	c := Backoff{Pace: 250 * ms}
+	if d := c.Delay(0, false); d != 250*ms {
+		t.Fatalf("Pace 250ms, clean exit at once: delay %v, want 250ms", d)
 	}
 }
 

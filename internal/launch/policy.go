@@ -57,10 +57,14 @@ func (r Restart) restarts(status int) bool {
 	return false
 }
 
-// Default backoff: a child that fails within Quick of starting waits Min
-// before its next start, then twice as long each time it fails quickly
-// again, up to Max.
+// Default pacing and backoff: a child that exits cleanly is started again
+// at once, but never sooner than Pace after its previous start (systemd's
+// default RestartSec), so that one that exits 0 at once does not take a
+// whole core; a child that fails within Quick of starting waits Min before
+// its next start, then twice as long each time it fails quickly again, up
+// to Max.
 const (
+	DefaultPace     = 100 * time.Millisecond
 	DefaultMinDelay = 100 * time.Millisecond
 	DefaultMaxDelay = 5 * time.Second
 	DefaultQuick    = time.Second
@@ -69,21 +73,24 @@ const (
 // Backoff computes the pause before a restart. The zero value uses the
 // defaults.
 type Backoff struct {
-	Min, Max time.Duration // first and largest pause
+	Pace     time.Duration // least time from a start to the next after a clean exit
+	Min, Max time.Duration // first and largest pause after a quick failure
 	Quick    time.Duration // a failure sooner than this after the start is "quick"
 	next     time.Duration
-	cleanRun int // clean exits in a row, each sooner than Quick
 }
 
 // Delay returns how long to wait before starting a child again, given how
-// long the last one lived and whether it failed. A quick failure waits the
-// current delay and doubles it for next time (up to Max); a clean exit or a
-// failure after a longer run restarts at once and resets the delay to Min.
-// A clean exit restarts at once too, except that a second quick clean exit
-// in a row is treated as a quick failure, so that a child that exits 0 at
-// once (with --restart=always) does not spin either.
+// long the last one lived and whether it failed. A clean exit restarts at
+// once, or after what is left of Pace since the start if it lived less
+// than that: clean exits are paced, never backed off, however many come in
+// a row. A quick failure waits the current delay and doubles it for next
+// time (up to Max); a failure after a longer run restarts at once. Both a
+// clean exit and a longer run reset the delay to Min.
 func (b *Backoff) Delay(lived time.Duration, failed bool) time.Duration {
-	lo, hi, quick := b.Min, b.Max, b.Quick
+	pace, lo, hi, quick := b.Pace, b.Min, b.Max, b.Quick
+	if pace <= 0 {
+		pace = DefaultPace
+	}
 	if lo <= 0 {
 		lo = DefaultMinDelay
 	}
@@ -93,18 +100,13 @@ func (b *Backoff) Delay(lived time.Duration, failed bool) time.Duration {
 	if quick <= 0 {
 		quick = DefaultQuick
 	}
-	if lived >= quick {
-		b.next, b.cleanRun = lo, 0
-		return 0
-	}
 	if !failed {
-		b.cleanRun++
-		if b.cleanRun == 1 {
-			b.next = lo
-			return 0
-		}
-	} else {
-		b.cleanRun = 0
+		b.next = lo
+		return max(pace-lived, 0)
+	}
+	if lived >= quick {
+		b.next = lo
+		return 0
 	}
 	d := max(b.next, lo)
 	b.next = min(2*d, hi)

@@ -14,7 +14,8 @@ import (
 type Supervisor struct {
 	// Restart says whether a child that has exited is started again.
 	Restart Restart
-	// Backoff paces restarts after quick failures.
+	// Backoff paces restarts: after a clean exit at most one start per
+	// Backoff.Pace, after quick failures an exponential backoff.
 	Backoff Backoff
 	// NewCmd builds the command for each start. Every descriptor the command
 	// is to receive must stay open until release is called, which the
@@ -88,7 +89,7 @@ func (s *Supervisor) Run(signals <-chan os.Signal) (int, error) {
 			// own SIGINT the time to arrive before starting a new child.
 			d = stopGrace
 		}
-		s.logf("pid %d exited with status %d after %v; restarting in %v", cmd.Process.Pid, status, lived.Round(time.Millisecond), d)
+		s.logf("pid %d exited with status %d after %v; restarting in %v", cmd.Process.Pid, status, lived.Round(time.Millisecond), d.Round(time.Millisecond))
 		if status, stop := s.pause(d, signals); stop {
 			return status, nil
 		}
