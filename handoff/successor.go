@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/internal/sockfile"
 )
 
 // Endpoint names one socket for ListenAll: the name it is handed over
@@ -321,29 +321,15 @@ func (u *Upgrader) peerError(pid int, what string, err error) error {
 	return fmt.Errorf("handoff: %s from the older instance (process %d): %w", what, pid, err)
 }
 
-// removeStaleUnix removes a Unix socket file at address that nobody
-// listens on, so that a fresh listener can take the path (Go's listeners
-// refuse an existing file). Anything else there is left for Listen to
-// refuse.
+// removeStaleUnix clears a Unix socket path for a fresh listener by the
+// rule of internal/sockfile (Go's listeners refuse an existing file): a
+// stale socket file is removed; one in use, or anything but a socket, is
+// refused.
 func removeStaleUnix(network, address string) error {
 	if !strings.HasPrefix(network, "unix") || address == "" || strings.HasPrefix(address, "@") {
 		return nil
 	}
-	st, err := os.Lstat(address)
-	if err != nil || st.Mode().Type() != fs.ModeSocket {
-		return nil
-	}
-	c, err := net.Dial(network, address)
-	if err == nil {
-		c.Close()
-		return nil // in use: Listen reports EADDRINUSE
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		if err := os.Remove(address); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
+	return sockfile.Clear(address)
 }
 
 // testHookRenamed, if set, runs in Ready right after the rename, before the

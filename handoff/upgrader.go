@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/sockfile"
 )
 
 // state is where an Upgrader is in its life.
@@ -259,10 +260,8 @@ func (u *Upgrader) Close() error {
 		return fmt.Errorf("handoff: %s left in place: %w", u.cfg.Path, err)
 	}
 	defer lk.release()
-	if fi, err := os.Lstat(u.cfg.Path); err == nil && os.SameFile(fi, info) {
-		if err := os.Remove(u.cfg.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("handoff: %w", err)
-		}
+	if err := sockfile.Remove(u.cfg.Path, info); err != nil {
+		return fmt.Errorf("handoff: %w", err)
 	}
 	return nil
 }

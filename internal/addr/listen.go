@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/fdsend/fdsend/internal/sockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,8 +31,8 @@ type Listener struct {
 	// shows the port the kernel picked.
 	Bound string
 
-	path     string // socket file to remove on Close, if still ours
-	dev, ino uint64
+	path string      // socket file to remove on Close, if still ours
+	made os.FileInfo // that file as Listen made it
 }
 
 // Listen opens a socket of type typ (syscall.SOCK_STREAM, SOCK_DGRAM or
@@ -90,7 +91,7 @@ func listen(a Addr, typ int) (*Listener, error) {
 			family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(a.Port), Addr: a.IP.As16(), ZoneId: zone}
 		}
 	case Path:
-		if err := prepareSocketPath(a.Name, typ); err != nil {
+		if err := prepareSocketPath(a.Name); err != nil {
 			return nil, err
 		}
 		family, sa = unix.AF_UNIX, &unix.SockaddrUnix{Name: a.Name}
@@ -130,9 +131,8 @@ func bindListen(fd, typ int, sa unix.Sockaddr, path string) (*Listener, error) {
 	}
 	l := &Listener{}
 	if path != "" {
-		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err == nil {
-			l.path, l.dev, l.ino = path, uint64(st.Dev), uint64(st.Ino)
+		if fi, err := sockfile.Stat(path); err == nil {
+			l.path, l.made = path, fi
 		}
 	}
 	if typ != unix.SOCK_DGRAM {
@@ -157,56 +157,27 @@ func bindListen(fd, typ int, sa unix.Sockaddr, path string) (*Listener, error) {
 // if it is still the one Listen created (same device and inode), so a file
 // another process has put there since is left alone.
 func (l *Listener) Close() error {
-	err := l.File.Close()
+	// Compare and remove while our socket still holds its inode.
 	l.removePath()
-	return err
+	return l.File.Close()
 }
 
 func (l *Listener) removePath() {
 	if l.path == "" {
 		return
 	}
-	var st unix.Stat_t
-	if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino {
-		os.Remove(l.path)
-	}
+	sockfile.Remove(l.path, l.made)
 	l.path = ""
 }
 
-// prepareSocketPath makes the parent directories of path and removes a stale
-// socket file there.
-func prepareSocketPath(path string, typ int) error {
+// prepareSocketPath makes the parent directories of path and clears it for
+// a new socket by the rule of internal/sockfile: a stale socket file is
+// replaced, one in use or anything else is refused.
+func prepareSocketPath(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket: %w", path, syscall.EEXIST)
-	}
-	fd, err := newSocket(unix.AF_UNIX, typ)
-	if err != nil {
-		return err
-	}
-	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-	unix.Close(fd)
-	switch {
-	case err == nil:
-		return fmt.Errorf("%s is a socket in use by another process: %w", path, syscall.EADDRINUSE)
-	case errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.EPROTOTYPE):
-		// Stale (or of another type, hence not what we would serve): remove.
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		return nil
-	default:
-		return fmt.Errorf("checking existing socket %s: %w", path, os.NewSyscallError("connect", err))
-	}
+	return sockfile.Clear(path)
 }
 
 // zoneID turns an IPv6 zone (interface name or number) into a scope id.

@@ -249,3 +249,56 @@ func TestListenErrors(t *testing.T) {
 		t.Errorf("Listen on a foreign address: %v", err)
 	}
 }
+
+// TestListenPathFullBacklog: a socket at the path whose listen backlog is
+// full (another user can keep it so) is in use, and Listen says so at once;
+// it used to probe it with a blocking connect(2) and hang for ever.
+func TestListenPathFullBacklog(t *testing.T) {
+	fdtest.Check(t)
+	path := filepath.Join(t.TempDir(), "busy.sock")
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil || i > 64 {
+			t.Fatalf("filling the backlog: connect %d: %v", i, err)
+		}
+	}
+	a, err := Parse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		l, err := Listen(a, syscall.SOCK_STREAM)
+		if l != nil {
+			l.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("Listen over a busy socket: %v, want EADDRINUSE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Listen hangs on a socket whose backlog is full")
+	}
+}
