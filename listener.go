@@ -17,7 +17,12 @@ import (
 // ListenConfig says how Listen creates its socket and whom it accepts.
 type ListenConfig struct {
 	// Mode is the permission bits of the socket file; 0 means 0600. It is
-	// applied whatever the umask, before anyone can connect.
+	// applied whatever the umask, before anyone can connect, and never by a
+	// chmod that could follow a symlink swapped in at the path: on Linux the
+	// file is created with it (on a thread whose umask is cleared), elsewhere
+	// it is set with fchmodat(AT_SYMLINK_NOFOLLOW). Where neither can be done
+	// (a sandbox that refuses unshare(CLONE_FS), and a umask that takes bits
+	// of Mode) Listen fails and leaves no file.
 	Mode os.FileMode
 	// AllowUIDs and AllowGIDs, if either is non-empty, restrict Accept to
 	// peers whose UID or primary GID is listed, checked with PeerCred before
