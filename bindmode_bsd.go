@@ -24,3 +24,12 @@ func bindMode(fd int, path string, mode uint32) (umaskNote, err error) {
 	}
 	return nil, nil
 }
+
+// removeIfOurs removes the socket file at path if it is a socket owned by
+// this process's user, after a failure that left it half made.
+func removeIfOurs(path string) {
+	var st unix.Stat_t
+	if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK && int(st.Uid) == os.Geteuid() {
+		os.Remove(path)
+	}
+}

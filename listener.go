@@ -222,12 +222,3 @@ func checkOurSocket(path string, mode uint32, umaskNote error) (dev, ino uint64,
 	}
 	return uint64(st.Dev), uint64(st.Ino), nil
 }
-
-// removeIfOurs removes the socket file at path if it is a socket owned by
-// this process's user, after a failure that left it half made.
-func removeIfOurs(path string) {
-	var st unix.Stat_t
-	if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK && int(st.Uid) == os.Geteuid() {
-		os.Remove(path)
-	}
-}
