@@ -45,20 +45,13 @@ func argError(name string, index int, v any, err error) error {
 	return &ArgError{Arg: name, Type: fmt.Sprintf("%T", v), Err: err}
 }
 
-// closedError is the cause of an ArgError for a file whose RawConn refused
-// Control: the file or conn is closed. It matches os.ErrClosed as well as the
-// error the RawConn gave (net.ErrClosed for package net).
+// closedError is the cause of an ArgError for a socket or file whose
+// RawConn is closed. It matches net.ErrClosed and os.ErrClosed whatever
+// the RawConn said (package net's says net.ErrClosed, package os's only "use
+// of closed file"), and the RawConn's own error.
 type closedError struct{ err error }
 
-func (e closedError) Error() string   { return "closed: " + e.err.Error() }
-func (e closedError) Unwrap() []error { return []error{e.err, os.ErrClosed} }
-
-// sockClosed names the sock argument in an error that says its RawConn was
-// closed (before the call or, by another goroutine, during it); other errors
-// (deadlines) pass unchanged.
-func sockClosed(sock any, err error) error {
-	if err != nil && errors.Is(err, net.ErrClosed) {
-		return argError("sock", -1, sock, closedError{err})
-	}
-	return err
+func (e closedError) Error() string { return "closed: " + e.err.Error() }
+func (e closedError) Unwrap() []error {
+	return []error{e.err, net.ErrClosed, os.ErrClosed}
 }

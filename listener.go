@@ -17,7 +17,12 @@ import (
 // ListenConfig says how Listen creates its socket and whom it accepts.
 type ListenConfig struct {
 	// Mode is the permission bits of the socket file; 0 means 0600. It is
-	// applied whatever the umask, before anyone can connect.
+	// applied whatever the umask, before anyone can connect, and never by a
+	// chmod that could follow a symlink swapped in at the path: on Linux the
+	// file is created with it (on a thread whose umask is cleared), elsewhere
+	// it is set with fchmodat(AT_SYMLINK_NOFOLLOW). Where neither can be done
+	// (a sandbox that refuses unshare(CLONE_FS), and a umask that takes bits
+	// of Mode) Listen fails and leaves no file.
 	Mode os.FileMode
 	// AllowUIDs and AllowGIDs, if either is non-empty, restrict Accept to
 	// peers whose UID or primary GID is listed, checked with PeerCred before
@@ -74,33 +79,34 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 		name = "\x00" + path[1:]
 	}
 	addr := &net.UnixAddr{Name: path, Net: "unix"}
-	fail := func(op string, err error) (*Listener, error) {
+	fail := func(err error) (*Listener, error) {
 		unix.Close(fd)
-		return nil, &net.OpError{Op: "listen", Net: "unix", Addr: addr, Err: os.NewSyscallError(op, err)}
-	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
-		return fail("bind", err)
+		return nil, &net.OpError{Op: "listen", Net: "unix", Addr: addr, Err: err}
 	}
 	l := &Listener{cfg: lc, path: path}
-	if !abstract {
-		// Nobody can connect before listen(2): set the mode now, without
-		// following a symlink someone may have put in the socket's place.
-		if err := chmodNoFollow(path, uint32(mode)); err != nil {
-			os.Remove(path)
-			return fail("chmod", err)
+	if abstract {
+		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
+			return fail(os.NewSyscallError("bind", err))
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil {
-			os.Remove(path)
-			return fail("lstat", err)
+	} else {
+		// Nobody can connect before listen(2). The mode is given to the
+		// socket itself, never by a chmod of the path (which could follow
+		// a symlink someone swapped in): see bindMode.
+		umaskNote, err := bindMode(fd, path, uint32(mode))
+		if err != nil {
+			return fail(err)
 		}
-		l.dev, l.ino = uint64(st.Dev), uint64(st.Ino)
+		dev, ino, err := checkOurSocket(path, uint32(mode), umaskNote)
+		if err != nil {
+			return fail(err)
+		}
+		l.dev, l.ino = dev, ino
 	}
 	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
 		if !abstract {
 			os.Remove(path)
 		}
-		return fail("listen", err)
+		return fail(os.NewSyscallError("listen", err))
 	}
 	f := os.NewFile(uintptr(fd), path)
 	nl, err := net.FileListener(f)
@@ -193,20 +199,26 @@ func (l *Listener) Close() error {
 	return l.ul.Close()
 }
 
-// chmodNoFollow sets the mode of the socket file at path. Where the kernel
-// can refuse to follow a symlink (fchmodat2, Linux 6.6), it does; elsewhere
-// the path is checked to be a socket first.
-func chmodNoFollow(path string, mode uint32) error {
-	err := unix.Fchmodat(unix.AT_FDCWD, path, mode, unix.AT_SYMLINK_NOFOLLOW)
-	if err != unix.EOPNOTSUPP && err != unix.ENOSYS && err != unix.EINVAL {
-		return err
-	}
+// checkOurSocket checks, right after bind, that path is the socket file this
+// process made, with the permission bits mode, and returns its device and
+// inode. If it is a socket of ours with other bits (the process umask took
+// some, umaskNote says why) it is removed; anything else is left alone: an
+// error either way.
+func checkOurSocket(path string, mode uint32, umaskNote error) (dev, ino uint64, err error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
-		return err
+		return 0, 0, &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s is no longer our socket: %w", path, syscall.EEXIST)
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || int(st.Uid) != os.Geteuid() {
+		return 0, 0, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("replaced by someone else right after bind, left alone: %w", syscall.EEXIST)}
 	}
-	return unix.Fchmodat(unix.AT_FDCWD, path, mode, 0)
+	if got := uint32(st.Mode) & 0o7777; got != mode {
+		os.Remove(path)
+		why := umaskNote
+		if why == nil {
+			why = errors.New("the system did not apply it")
+		}
+		return 0, 0, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("socket file got mode %#o, not %#o, and was removed: %w", got, mode, why)}
+	}
+	return uint64(st.Dev), uint64(st.Ino), nil
 }

@@ -36,6 +36,9 @@ func TestListenerMode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got := syscall.Umask(umask); got != umask {
+				t.Errorf("Listen left the process umask %o, was %o", got, umask)
+			}
 			st, err := os.Lstat(path)
 			if err != nil {
 				t.Fatal(err)

@@ -113,68 +113,25 @@ func takeFDs(oob []byte, fds []int) (nfds int, dropped bool) {
 	}
 }
 
-// recvOn performs the receive on sock. *net.UnixConn has a path of its own so
-// the compiler can see the concrete RawConn and keep everything on the stack.
+// recvOn performs the receive on sock: through its RawConn (rawIO) if it
+// has one, else as a plain blocking call on the descriptor number.
 func recvOn(sock any, buf, oob []byte, flags int) (n, oobn, mflags int, err error) {
-	switch s := sock.(type) {
-	case *net.UnixConn:
-		if s == nil {
-			return 0, 0, 0, argError("sock", -1, sock, errNil)
-		}
-		rc, err := s.SyscallConn()
+	var rc syscall.RawConn
+	if _, ok := sock.(*net.UnixConn); !ok {
+		r, err := resolve(sock, "sock", -1)
 		if err != nil {
-			return 0, 0, 0, argError("sock", -1, sock, err)
+			return 0, 0, 0, err
 		}
-		// The same as recvRC, written out so that the compiler sees the
-		// concrete RawConn and keeps it and the closure on the stack.
-		var rerr error
-		err = rc.Read(func(fd uintptr) bool {
-			n, oobn, mflags, rerr = recvmsgPolled(int(fd), buf, oob, flags)
-			return rerr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
-		})
-		return rcResult(n, oobn, mflags, sockClosed(sock, err), rerr)
+		if r.rc == nil {
+			n, oobn, mflags, err = recvBlocking(r.fd, buf, oob, flags)
+			if err != nil {
+				return 0, 0, 0, os.NewSyscallError("recvmsg", err)
+			}
+			return n, oobn, mflags, nil
+		}
+		rc = r.rc
 	}
-	r, err := resolve(sock, "sock", -1)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	if r.rc != nil {
-		// The closure escapes through the interface, and with it whatever
-		// it captures: receive into a control buffer of its own so that the
-		// caller's stays on its stack.
-		heapOOB := make([]byte, len(oob))
-		n, oobn, mflags, err = recvRC(r.rc, buf, heapOOB, flags)
-		copy(oob, heapOOB[:oobn])
-		return n, oobn, mflags, err
-	}
-	n, oobn, mflags, err = recvBlocking(r.fd, buf, oob, flags)
-	if err != nil {
-		return 0, 0, 0, os.NewSyscallError("recvmsg", err)
-	}
-	return n, oobn, mflags, nil
-}
-
-// recvRC receives through a RawConn: EAGAIN waits in the poller (unless the
-// caller asked for MSG_DONTWAIT), and the conn's deadlines and Close apply.
-func recvRC(rc syscall.RawConn, buf, oob []byte, flags int) (n, oobn, mflags int, err error) {
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		n, oobn, mflags, rerr = recvmsgPolled(int(fd), buf, oob, flags)
-		return rerr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
-	})
-	return rcResult(n, oobn, mflags, err, rerr)
-}
-
-// rcResult combines the RawConn's error (deadline, closed) and the system
-// call's.
-func rcResult(n, oobn, mflags int, err, rerr error) (int, int, int, error) {
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	if rerr != nil {
-		return 0, 0, 0, os.NewSyscallError("recvmsg", rerr)
-	}
-	return n, oobn, mflags, nil
+	return rawIO(sock, rc, false, buf, oob, flags)
 }
 
 // Recv receives one message on the Unix socket sock: up to len(buf) bytes

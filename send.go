@@ -139,87 +139,29 @@ func holdFDs(files []any, fn func(fds []int) error) error {
 	return hold(0)
 }
 
-// sendOn performs the send on sock. *net.UnixConn has a path of its own so
-// the compiler can see the concrete RawConn and keep everything on the stack.
+// sendOn performs the send on sock: through its RawConn (rawIO) if it has
+// one, else as a plain blocking call on the descriptor number.
 func sendOn(sock any, msg, oob []byte, flags int) (int, error) {
-	switch s := sock.(type) {
-	case *net.UnixConn:
-		if s == nil {
-			return 0, argError("sock", -1, sock, errNil)
-		}
-		rc, err := s.SyscallConn()
+	var rc syscall.RawConn
+	if _, ok := sock.(*net.UnixConn); !ok {
+		r, err := resolve(sock, "sock", -1)
 		if err != nil {
-			return 0, argError("sock", -1, sock, err)
+			return 0, err
 		}
-		// The same as sendRC, written out so that the compiler sees the
-		// concrete RawConn and keeps it and the closure on the stack.
-		var n int
-		var serr error
-		checked := false
-		werr := rc.Write(func(fd uintptr) bool {
-			if !checked {
-				checked = true
-				if serr = checkEmptyOnStream(int(fd), msg, oob); serr != nil {
-					return true
-				}
+		if r.rc == nil {
+			if err := checkEmptyOnStream(r.fd, msg, oob); err != nil {
+				return 0, err
 			}
-			n, serr = sendmsg(int(fd), msg, oob, flags)
-			return serr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
-		})
-		return rcSendResult(n, sockClosed(sock, werr), serr)
-	}
-	r, err := resolve(sock, "sock", -1)
-	if err != nil {
-		return 0, err
-	}
-	if r.rc != nil {
-		// The closure escapes through the interface, and with it whatever it
-		// captures: give it a control buffer of its own so that the caller's
-		// stays on its stack.
-		return sendRC(r.rc, msg, append([]byte(nil), oob...), flags)
-	}
-	if err := checkEmptyOnStream(r.fd, msg, oob); err != nil {
-		return 0, err
-	}
-	n, err := sendmsg(r.fd, msg, oob, flags)
-	if err != nil {
-		return 0, os.NewSyscallError("sendmsg", err)
-	}
-	return n, nil
-}
-
-// sendRC sends through a RawConn: EAGAIN waits in the poller, and the
-// conn's deadlines and Close apply.
-func sendRC(rc syscall.RawConn, msg, oob []byte, flags int) (int, error) {
-	var n int
-	var serr error
-	checked := false
-	werr := rc.Write(func(fd uintptr) bool {
-		if !checked {
-			checked = true
-			if serr = checkEmptyOnStream(int(fd), msg, oob); serr != nil {
-				return true
+			n, err := sendmsg(r.fd, msg, oob, flags)
+			if err != nil {
+				return 0, os.NewSyscallError("sendmsg", err)
 			}
+			return n, nil
 		}
-		n, serr = sendmsg(int(fd), msg, oob, flags)
-		return serr != unix.EAGAIN || flags&unix.MSG_DONTWAIT != 0
-	})
-	return rcSendResult(n, werr, serr)
-}
-
-// rcSendResult combines the RawConn's error (deadline, closed) and the
-// system call's.
-func rcSendResult(n int, werr, serr error) (int, error) {
-	if werr != nil {
-		return 0, werr
+		rc = r.rc
 	}
-	if serr != nil {
-		if _, ok := serr.(syscall.Errno); ok {
-			return 0, os.NewSyscallError("sendmsg", serr)
-		}
-		return 0, serr
-	}
-	return n, nil
+	n, _, _, err := rawIO(sock, rc, true, msg, oob, flags)
+	return n, err
 }
 
 // errEmptyOnStream is the cause of the error for files with an empty message
