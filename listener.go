@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fdsend/fdsend/internal/sockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,9 +36,8 @@ type ListenConfig struct {
 type Listener struct {
 	ul      *net.UnixListener
 	cfg     ListenConfig
-	path    string // "" for an abstract address
-	dev     uint64
-	ino     uint64
+	path    string            // "" for an abstract address
+	made    os.FileInfo       // the socket file as Listen made it; nil for abstract
 	refused func(Cred, error) // test hook: told about each refused peer
 }
 
@@ -66,7 +66,7 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 		return nil, &ArgError{Arg: "lc", Type: "ListenConfig", Err: fmt.Errorf("an allow-list needs peer credentials, which this system does not give: %w", errors.ErrUnsupported)}
 	}
 	if !abstract {
-		if err := removeStale(path); err != nil {
+		if err := sockfile.Clear(path); err != nil {
 			return nil, err
 		}
 	}
@@ -96,11 +96,11 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 		if err != nil {
 			return fail(err)
 		}
-		dev, ino, err := checkOurSocket(path, uint32(mode), umaskNote)
+		made, err := checkOurSocket(path, uint32(mode), umaskNote)
 		if err != nil {
 			return fail(err)
 		}
-		l.dev, l.ino = dev, ino
+		l.made = made
 	}
 	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
 		if !abstract {
@@ -120,33 +120,6 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 	l.ul = nl.(*net.UnixListener)
 	l.ul.SetUnlinkOnClose(false)
 	return l, nil
-}
-
-// removeStale clears path for a new socket: nothing there is fine, a socket
-// nobody listens on is removed, anything else is an error.
-func removeStale(path string) error {
-	st, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if st.Mode().Type() != os.ModeSocket {
-		return &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("exists and is not a socket (%s), left alone: %w", st.Mode().Type(), syscall.EEXIST)}
-	}
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err == nil {
-		c.Close()
-		return &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("a listener is serving on it: %w", syscall.EADDRINUSE)}
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("cannot tell whether it is in use: %w", err)}
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
 }
 
 // Accept waits for a peer and returns a Conn for it. With an allow-list, a
@@ -190,27 +163,23 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) { return l.ul.SyscallC
 func (l *Listener) Close() error {
 	// Compare and remove while our socket still holds its inode: once it is
 	// closed, a successor's new socket file may get the same inode number.
-	if l.ino != 0 {
-		var st unix.Stat_t
-		if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino {
-			os.Remove(l.path)
-		}
-	}
+	sockfile.Remove(l.path, l.made)
 	return l.ul.Close()
 }
 
 // checkOurSocket checks, right after bind, that path is the socket file this
-// process made, with the permission bits mode, and returns its device and
-// inode. If it is a socket of ours with other bits (the process umask took
+// process made, with the permission bits mode, and returns it as it is (for
+// sockfile.Remove). If it is a socket of ours with other bits (the process umask took
 // some, umaskNote says why) it is removed; anything else is left alone: an
 // error either way.
-func checkOurSocket(path string, mode uint32, umaskNote error) (dev, ino uint64, err error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return 0, 0, &os.PathError{Op: "lstat", Path: path, Err: err}
+func checkOurSocket(path string, mode uint32, umaskNote error) (os.FileInfo, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || int(st.Uid) != os.Geteuid() {
-		return 0, 0, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("replaced by someone else right after bind, left alone: %w", syscall.EEXIST)}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || fi.Mode().Type() != os.ModeSocket || int(st.Uid) != os.Geteuid() {
+		return nil, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("replaced by someone else right after bind, left alone: %w", syscall.EEXIST)}
 	}
 	if got := uint32(st.Mode) & 0o7777; got != mode {
 		os.Remove(path)
@@ -218,7 +187,7 @@ func checkOurSocket(path string, mode uint32, umaskNote error) (dev, ino uint64,
 		if why == nil {
 			why = errors.New("the system did not apply it")
 		}
-		return 0, 0, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("socket file got mode %#o, not %#o, and was removed: %w", got, mode, why)}
+		return nil, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("socket file got mode %#o, not %#o, and was removed: %w", got, mode, why)}
 	}
-	return uint64(st.Dev), uint64(st.Ino), nil
+	return fi, nil
 }
