@@ -140,8 +140,12 @@ func privateDir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("fdstore: %w", err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		os.RemoveAll(dir)
+	// MkdirTemp applied the umask; set 0700 exactly, on the directory it
+	// made: through a descriptor opened without following a symlink, never
+	// by a chmod of the path, which another user who can write base could
+	// swap for a symlink meanwhile.
+	if err := chmodDir(dir, 0o700); err != nil {
+		os.Remove(dir)
 		return "", fmt.Errorf("fdstore: %w", err)
 	}
 	return dir, nil

@@ -20,3 +20,4 @@ func (w *watcher) close()                                  {}
 func eventNames(ev uint32) string                          { return fmt.Sprintf("events %#x", ev) }
 func sameFile(a, b *os.File) bool                          { return false }
 func dupFile(*os.File) (*os.File, error)                   { return nil, errors.ErrUnsupported }
+func chmodDir(string, os.FileMode) error                   { return errors.ErrUnsupported }
