@@ -38,16 +38,18 @@ type Config struct {
 
 	// Mode is the permission bits of the socket and the lock file when this
 	// instance creates them; 0 means 0600. Widening it lets other users
-	// reach the point, but AllowUIDs and AllowGIDs still decide who is
+	// reach the point, but PeerUIDs and PeerGIDs still decide who is
 	// answered.
 	Mode os.FileMode
 
-	// AllowUIDs and AllowGIDs list the users and primary groups, besides
-	// this process's own user, that may take this instance's sockets and
-	// whose instance this one accepts sockets from. Checked with
-	// fdsend.PeerCred on both sides.
-	AllowUIDs []int
-	AllowGIDs []int
+	// PeerUIDs and PeerGIDs list the users and primary groups, besides
+	// this process's own effective user (always a peer), that may take this
+	// instance's sockets and whose instance this one accepts sockets from.
+	// Checked with fdsend.PeerCred on both sides. (Unlike
+	// fdsend.ListenConfig's AllowUIDs, which is the whole list, these add
+	// to the own user: hence the other name.)
+	PeerUIDs []int
+	PeerGIDs []int
 
 	// LockTimeout is how long Open waits for another upgrade in progress
 	// to finish; 0 means DefaultLockTimeout. Make it longer than the
@@ -93,14 +95,14 @@ func (c Config) normalize() (Config, error) {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = DefaultReadyTimeout
 	}
-	c.AllowUIDs = slices.Clone(c.AllowUIDs)
-	c.AllowGIDs = slices.Clone(c.AllowGIDs)
+	c.PeerUIDs = slices.Clone(c.PeerUIDs)
+	c.PeerGIDs = slices.Clone(c.PeerGIDs)
 	return c, nil
 }
 
 // allowed reports whether a peer with these credentials may talk to us.
 func (c *Config) allowed(cred fdsend.Cred) bool {
-	return cred.UID == os.Geteuid() || slices.Contains(c.AllowUIDs, cred.UID) || slices.Contains(c.AllowGIDs, cred.GID)
+	return cred.UID == os.Geteuid() || slices.Contains(c.PeerUIDs, cred.UID) || slices.Contains(c.PeerGIDs, cred.GID)
 }
 
 // lockPath is the lock file of the hand-off point.

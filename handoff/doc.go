@@ -40,7 +40,7 @@
 // "systemctl start app@green" hands over from blue, and blue's main process
 // exits with status 0 when it has drained. In containers, share the
 // directory of the hand-off point between the old and the new container,
-// with the same user on both sides (or list the other one in AllowUIDs).
+// with the same user on both sides (or list the other one in PeerUIDs).
 // Give the hand-off point a directory that only the service's user can
 // write.
 //

@@ -108,7 +108,7 @@ func childTake() error {
 	cfg := Config{Path: os.Getenv("HANDOFF_POINT"), LockTimeout: 5 * time.Second}
 	for _, s := range strings.Split(os.Getenv("HANDOFF_ALLOW"), ",") {
 		if uid, err := strconv.Atoi(s); err == nil {
-			cfg.AllowUIDs = append(cfg.AllowUIDs, uid)
+			cfg.PeerUIDs = append(cfg.PeerUIDs, uid)
 		}
 	}
 	var r takeReport

@@ -661,7 +661,7 @@ func TestPeerUID(t *testing.T) {
 
 	t.Run("allowed", func(t *testing.T) {
 		path := filepath.Join(dir, "h2.sock")
-		a := open(t, Config{Path: path, Mode: 0o666, AllowUIDs: []int{fdtest.Nobody}})
+		a := open(t, Config{Path: path, Mode: 0o666, PeerUIDs: []int{fdtest.Nobody}})
 		aWeb := listen(t, a, "web", "tcp", "127.0.0.1:0")
 		ready(t, a)
 		r := run(path, "0")
