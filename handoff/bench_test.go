@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/fdsend/fdsend/internal/fdtest"
 )
 
 // benchEndpoints are the n listeners the benchmark hands back and forth.
@@ -97,7 +99,7 @@ func benchHandoff(b *testing.B, n int) {
 	}
 	defer func() {
 		stdin.Close()
-		if err := waitExit(cmd, 30*time.Second); err != nil {
+		if err := fdtest.Wait(cmd, 30*time.Second); err != nil {
 			b.Errorf("benchmark instance: %v", err)
 		}
 	}()

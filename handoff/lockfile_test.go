@@ -152,7 +152,7 @@ func TestPlantedLockFile(t *testing.T) {
 		}
 		t.Cleanup(func() {
 			stdin.Close()
-			if err := waitExit(cmd, 10*time.Second); err != nil {
+			if err := fdtest.Wait(cmd, 10*time.Second); err != nil {
 				t.Errorf("lease holder: %v", err)
 			}
 		})

@@ -168,19 +168,6 @@ func startWait(cmd *exec.Cmd, d time.Duration) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	return waitExit(cmd, d)
+	return fdtest.Wait(cmd, d)
 }
 
-// waitExit waits for cmd within d, killing it after.
-func waitExit(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("did not exit within %v", d)
-	}
-}
