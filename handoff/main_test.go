@@ -170,4 +170,3 @@ func startWait(cmd *exec.Cmd, d time.Duration) error {
 	}
 	return fdtest.Wait(cmd, d)
 }
-
