@@ -141,6 +141,17 @@ type Server struct {
 	// beforeAnswer, if set (by tests), runs before each response is
 	// written.
 	beforeAnswer atomic.Pointer[func()]
+	// describeHook, if set (by tests), describes descriptors in place of
+	// describe.
+	describeHook atomic.Pointer[func(*os.File) string]
+}
+
+// describe says what f is (see describe), through describeHook if set.
+func (s *Server) describe(f *os.File) string {
+	if hook := s.describeHook.Load(); hook != nil {
+		return (*hook)(f)
+	}
+	return describe(f)
 }
 
 // entry is one held descriptor.
@@ -158,10 +169,10 @@ func (e *entry) expired(now time.Time) bool {
 }
 
 // wire describes e for a response.
-func (e *entry) wire(now time.Time) wireEntry {
+func (s *Server) wire(e *entry, now time.Time) wireEntry {
 	w := wireEntry{
 		Name: e.name,
-		Kind: describe(e.file),
+		Kind: s.describe(e.file),
 		Age:  int64(now.Sub(e.stored)),
 		UID:  e.by.UID,
 		GID:  e.by.GID,
@@ -770,7 +781,7 @@ func (s *Server) fetch(req request) ([]wireEntry, []*os.File, func(bool), *failu
 			return nil, nil, nil, fail(codeNotHeld, "%q is not held", n)
 		}
 		found[i] = e
-		wire[i] = e.wire(now)
+		wire[i] = s.wire(e, now)
 	}
 	if req.Delete {
 		files := make([]*os.File, len(found))
@@ -828,7 +839,7 @@ func (s *Server) list() []wireEntry {
 	s.sweepLocked(now, &drop)
 	out := make([]wireEntry, 0, len(s.entries))
 	for _, e := range s.entries {
-		out = append(out, e.wire(now))
+		out = append(out, s.wire(e, now))
 	}
 	s.mu.Unlock()
 	s.closeEntries(drop, "expired")
