@@ -41,6 +41,7 @@ type Conn struct {
 	typeOnce sync.Once
 	typeErr  error
 	rc       syscall.RawConn // the socket's, set by checkType
+	ctlExtra bool            // receives need room for credentials (see ctlLen)
 
 	wmu  sync.Mutex
 	werr error // sticky: a write failed part-way through a message
@@ -135,7 +136,9 @@ func (c *Conn) checkType() error {
 		}
 		if typ != unix.SOCK_STREAM {
 			c.typeErr = fmt.Errorf("fdsend: Conn needs a SOCK_STREAM socket, this one is type %d: %w", typ, syscall.EPROTOTYPE)
+			return
 		}
+		rc.Control(func(fd uintptr) { c.ctlExtra = passesCredentials(int(fd)) })
 	})
 	return c.typeErr
 }
@@ -400,10 +403,22 @@ func (c *Conn) nextFrameStart() int64 {
 
 // fill performs one recvmsg into dst. direct reads go into the message being
 // built; others into the read-ahead buffer.
+//
+// One receive takes at most as many descriptors as the read limit allows a
+// message, with a control buffer sized for just those (none at all under a
+// limit of 0), so the kernel installs no more in this process; the rest of
+// an oversized batch is discarded by the kernel and reported as truncation.
 func (c *Conn) fill(dst []byte, direct bool) error {
-	n, nfds, flags, err := RecvMsg(c.uc, dst, c.fdbuf[:], 0)
+	room := int(min(c.maxFiles.Load(), maxFilesPerMsg))
+	var oobBuf [oobRecvMax]byte
+	oob := oobBuf[:c.ctlLen(room)]
+	n, oobn, flags, err := recvOn(c.uc, dst, oob, 0)
 	if err != nil {
 		return c.opError("readmsg", err)
+	}
+	nfds, dropped := takeFDs(oob[:oobn], c.fdbuf[:room])
+	if dropped {
+		flags |= unix.MSG_CTRUNC
 	}
 	var fds []int
 	if nfds > 0 {
@@ -435,8 +450,35 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 	}
 	if fds != nil {
 		c.batches = append(c.batches, batch{fds: fds, start: start, end: c.roff})
+		// Descriptors of the message being read and of frames not yet
+		// parsed: within the limits that is at most the current message's
+		// and the next one's, so a peer cannot pile up more.
+		held := len(c.msgFiles)
+		for _, b := range c.batches {
+			held += len(b.fds)
+		}
+		if maxFiles := c.maxFiles.Load(); int64(held) > 2*maxFiles {
+			return c.fail(fmt.Errorf("%w: %d descriptors arrived for frames not yet read, more than the read limit of %d a message allows", ErrProtocol, held, maxFiles))
+		}
 	}
 	return c.checkOrphans(c.nextFrameStart())
+}
+
+// ctlLen is the size of the control buffer for a receive of up to n
+// descriptors: room for exactly n, plus room for credentials and a pidfd
+// only if the socket asks for them; 0 when n is 0 and nothing else is
+// expected. Where the kernel installs descriptors beyond the buffer anyway
+// (fullControlBuffer), the buffer is as RecvMsg sizes it.
+func (c *Conn) ctlLen(n int) int {
+	switch {
+	case fullControlBuffer:
+		return oobLen(n)
+	case c.ctlExtra:
+		return unix.CmsgSpace(4*n) + oobExtra
+	case n == 0:
+		return 0
+	}
+	return unix.CmsgSpace(4 * n)
 }
 
 // endOfStream handles a read of zero bytes: the peer has closed.

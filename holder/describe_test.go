@@ -253,8 +253,9 @@ func TestConfigChecked(t *testing.T) {
 	}
 }
 
-// TestFitLimits checks how Max and MaxConns are fitted into the limit on
-// open descriptors.
+// TestFitLimits checks how Max, MaxConns and the slots beyond them are
+// fitted into the limit on open descriptors: everything the holder can be
+// made to hold at once must fit, with the reserve to spare.
 func TestFitLimits(t *testing.T) {
 	for _, tc := range []struct {
 		max, conns, limit  int
@@ -262,20 +263,26 @@ func TestFitLimits(t *testing.T) {
 	}{
 		{1024, 1024, 20000, 1024, 1024},
 		{1024, 1024, 0, 1024, 1024},
-		{1024, 1024, 2080, 1024, 1024},
-		{1024, 1024, 1024, 744, 248},
-		{3000, 1000, 432, 300, 100},
-		{10, 1000, 100, 10, 17},
-		{1000, 5, 100, 63, 5},
+		{1024, 1024, 2080, 1024, 112},
+		{1024, 1024, 1024, 558, 46},
+		{3000, 1000, 432, 211, 17},
+		{10, 1000, 100, 10, 3},
+		{1000, 5, 100, 36, 3},
+		{1024, 1024, 128, 50, 4},
 		{10, 10, 20, 1, 1},
 	} {
 		var logged string
-		cfg := fitLimits(Config{Max: tc.max, MaxConns: tc.conns, Logf: func(f string, a ...any) { logged = fmt.Sprintf(f, a...) }}, tc.limit)
+		cfg, sl := fitLimits(Config{Max: tc.max, MaxConns: tc.conns, Logf: func(f string, a ...any) { logged = fmt.Sprintf(f, a...) }}, tc.limit)
 		if cfg.Max != tc.wantMax || cfg.MaxConns != tc.wantConns {
 			t.Errorf("fitLimits(%d, %d, limit %d) = %d, %d; want %d, %d", tc.max, tc.conns, tc.limit, cfg.Max, cfg.MaxConns, tc.wantMax, tc.wantConns)
 		}
-		if (cfg.Max != tc.max || cfg.MaxConns != tc.conns) != (logged != "") {
-			t.Errorf("limit %d: logged %q", tc.limit, logged)
+		need := fdReserve + cfg.Max + servedCost*(cfg.MaxConns+sl.noRights+sl.ownerReserve) + lingerCost*sl.lingers
+		if tc.limit >= 64 && need > tc.limit {
+			t.Errorf("limit %d: the holder can be made to hold %d descriptors (%+v, slots %+v)", tc.limit, need, cfg, sl)
+		}
+		asked := fdReserve + tc.max + servedCost*(tc.conns+maxNoRights+ownerReserve) + lingerCost*maxLingers
+		if (tc.limit > 0 && asked > tc.limit) != (logged != "") {
+			t.Errorf("limit %d: slots %+v, logged %q", tc.limit, sl, logged)
 		}
 	}
 }

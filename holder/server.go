@@ -129,28 +129,122 @@ type Server struct {
 	ln   acceptor
 	done chan struct{}
 
+	slots slots // how many connections of each sort, lingering included
+
 	mu       sync.Mutex
 	entries  map[string]*entry
-	conns    map[*fdsend.Conn]struct{}
+	conns    map[*fdsend.Conn]struct{} // served and lingering
 	closed   bool
 	serving  bool
-	handlers sync.WaitGroup
-	lingers  chan struct{} // a slot for each refused connection lingering
-	noRights int           // connections of peers no rule grants anything
+	handlers sync.WaitGroup // every connection's goroutine; Add only under mu, before closed
+	lingers  int            // refused connections lingering
+	noRights int            // connections of peers no rule grants anything
 
 	// beforeAnswer, if set (by tests), runs before each response is
 	// written.
 	beforeAnswer atomic.Pointer[func()]
+	// describeHook, if set (by tests), describes descriptors in place of
+	// describe.
+	describeHook atomic.Pointer[func(*os.File) string]
+}
+
+// describeTimeout bounds describing descriptors for a response: fstat of a
+// file on a file system that stops answering (a hung FUSE or network
+// mount) may never return.
+const describeTimeout = time.Second
+
+// describing is the descriptions of some entries, under way.
+type describing struct {
+	kinds   []string
+	got     []bool
+	results chan describeResult
+	pending int
+}
+
+type describeResult struct {
+	i    int
+	kind string
+}
+
+// describeLocked starts describing es (s.mu held), each in a goroutine of
+// its own that holds a reference to its entry, so the descriptor stays open
+// while it is looked at. No system call that could block runs under the
+// lock. An entry whose description from an earlier request is still out
+// (it does not answer) is not asked again.
+func (s *Server) describeLocked(es []*entry) *describing {
+	fn := describe
+	if hook := s.describeHook.Load(); hook != nil {
+		fn = *hook
+	}
+	d := &describing{kinds: make([]string, len(es)), got: make([]bool, len(es)), results: make(chan describeResult, len(es))}
+	for i, e := range es {
+		if e.describing {
+			continue
+		}
+		e.describing = true
+		e.refs++
+		d.pending++
+		go func() {
+			kind := fn(e.file)
+			s.mu.Lock()
+			e.describing = false
+			e.kind = kind
+			e.refs--
+			last := e.refs == 0
+			s.mu.Unlock()
+			if last {
+				e.file.Close()
+			}
+			d.results <- describeResult{i, kind}
+		}()
+	}
+	return d
+}
+
+// wait returns the descriptions, waiting at most describeTimeout; an entry
+// that has not answered by then is reported as such, with what it was last
+// found to be.
+func (d *describing) wait(es []*entry, s *Server) []string {
+	t := time.NewTimer(describeTimeout)
+	defer t.Stop()
+wait:
+	for ; d.pending > 0; d.pending-- {
+		select {
+		case r := <-d.results:
+			d.kinds[r.i], d.got[r.i] = r.kind, true
+		case <-t.C:
+			break wait
+		}
+	}
+	s.mu.Lock()
+	for i, e := range es {
+		if !d.got[i] {
+			if e.kind == "" {
+				d.kinds[i] = fmt.Sprintf("unknown (did not answer within %v)", describeTimeout)
+			} else {
+				d.kinds[i] = e.kind + " (not answering)"
+			}
+		}
+	}
+	s.mu.Unlock()
+	return d.kinds
 }
 
 // entry is one held descriptor.
+//
+// Its file is closed when the last reference goes (see release): the map
+// holds one, and so does each fetch sending it, so a fetch sends the held
+// descriptor itself, never a duplicate.
 type entry struct {
-	name    string
-	file    *os.File
-	stored  time.Time
-	expires time.Time // zero: never
-	timer   *time.Timer
-	by      fdsend.Cred
+	name       string
+	file       *os.File
+	refs       int    // under Server.mu
+	kind       string // what it was last found to be, under Server.mu
+	describing bool   // a description is under way, under Server.mu
+	stored     time.Time
+	expires    time.Time // zero: never
+	timer      *time.Timer
+	by         fdsend.Cred
 }
 
 func (e *entry) expired(now time.Time) bool {
@@ -158,10 +252,10 @@ func (e *entry) expired(now time.Time) bool {
 }
 
 // wire describes e for a response.
-func (e *entry) wire(now time.Time) wireEntry {
+func (e *entry) wire(now time.Time, kind string) wireEntry {
 	w := wireEntry{
 		Name: e.name,
-		Kind: describe(e.file),
+		Kind: kind,
 		Age:  int64(now.Sub(e.stored)),
 		UID:  e.by.UID,
 		GID:  e.by.GID,
@@ -209,7 +303,8 @@ func Listen(path string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newServer(l, fitLimits(cfg, openLimit())), nil
+	cfg, sl := fitLimits(cfg, openLimit())
+	return newServer(l, cfg, sl), nil
 }
 
 // NewServer returns a Server for a listening Unix stream socket made
@@ -225,32 +320,62 @@ func NewServer(l net.Listener, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newServer(unixAcceptor{ul}, fitLimits(cfg, openLimit())), nil
+	cfg, sl := fitLimits(cfg, openLimit())
+	return newServer(unixAcceptor{ul}, cfg, sl), nil
 }
 
 // fdReserve is how many descriptors fitLimits leaves for everything but
 // entries and connections: standard streams, the runtime's poller, the
-// listening socket, and room for a few fetches' duplicates.
+// listening socket, the connection the accept loop is sorting out and one
+// it refuses in passing.
 const fdReserve = 32
 
-// fitLimits lowers Max and MaxConns so that the entries and connections
-// fit in limit open descriptors (RLIMIT_NOFILE; 0 when unknown) with
-// fdReserve to spare: a holder whose entries filled its descriptor table
-// could no longer accept the connection that would remove one. Connections
-// get at most a quarter of what is left, entries the rest.
-func fitLimits(cfg Config, limit int) Config {
-	budget := limit - fdReserve
-	if limit <= 0 || cfg.Max+cfg.MaxConns <= budget {
-		return cfg
+// slots are how many connections of each sort beyond MaxConns a server
+// keeps at once: maxNoRights, ownerReserve and maxLingers, lowered by
+// fitLimits under a small limit on open descriptors.
+type slots struct {
+	noRights     int // of peers no rule grants anything
+	ownerReserve int // of the holder's own user, beyond MaxConns
+	lingers      int // refused and lingering (see refuse)
+}
+
+// Descriptors a connection may hold at once. A served one: its socket, and
+// what its reads may hold — a request carries at most one descriptor, and
+// an fdsend.Conn under that read limit receives at most one per system
+// call and holds at most two (the message's and the next one's) besides.
+// A lingering one reads with a limit of none, so the kernel installs none.
+const (
+	servedCost = 1 + 3
+	lingerCost = 1
+)
+
+// fitLimits fits everything a holder can be made to hold at once in limit
+// open descriptors (RLIMIT_NOFILE; 0 when unknown), with fdReserve to
+// spare: the entries, and the connections of every sort with what each may
+// hold (servedCost, lingerCost). A holder whose descriptor table filled up
+// could no longer accept the connection that would empty it. When it does
+// not fit, the slots beyond MaxConns are cut to a small share each, then
+// connections get at most a quarter of what is left and entries the rest.
+func fitLimits(cfg Config, limit int) (Config, slots) {
+	sl := slots{noRights: maxNoRights, ownerReserve: ownerReserve, lingers: maxLingers}
+	need := fdReserve + cfg.Max + servedCost*(cfg.MaxConns+sl.noRights+sl.ownerReserve) + lingerCost*sl.lingers
+	if limit <= 0 || need <= limit {
+		return cfg, sl
 	}
-	budget = max(budget, 2)
+	budget := max(limit-fdReserve, 0)
+	sl = slots{
+		noRights:     min(max(budget/32, 1), maxNoRights),
+		ownerReserve: min(max(budget/32, 1), ownerReserve),
+		lingers:      min(max(budget/16, 1), maxLingers),
+	}
+	rest := budget - servedCost*(sl.noRights+sl.ownerReserve) - lingerCost*sl.lingers
 	asked := cfg
-	cfg.MaxConns = min(asked.MaxConns, max(1, budget/4))
-	cfg.Max = min(asked.Max, max(1, budget-cfg.MaxConns))
+	cfg.MaxConns = min(asked.MaxConns, max(1, rest/4/servedCost))
+	cfg.Max = min(asked.Max, max(1, rest-servedCost*cfg.MaxConns))
 	if cfg.Logf != nil {
-		cfg.Logf("only %d descriptors may be open (RLIMIT_NOFILE): holding at most %d entries and serving %d connections at once, not %d and %d", limit, cfg.Max, cfg.MaxConns, asked.Max, asked.MaxConns)
+		cfg.Logf("only %d descriptors may be open (RLIMIT_NOFILE): holding at most %d entries and serving %d connections at once (not %d and %d), %d more of the holder's own user, %d of users without rights, and letting %d refused connections linger", limit, cfg.Max, cfg.MaxConns, asked.Max, asked.MaxConns, sl.ownerReserve, sl.noRights, sl.lingers)
 	}
-	return cfg
+	return cfg, sl
 }
 
 // Limits returns the most entries the server holds and the most
@@ -259,15 +384,15 @@ func fitLimits(cfg Config, limit int) Config {
 // descriptors.
 func (s *Server) Limits() (maxEntries, maxConns int) { return s.cfg.Max, s.cfg.MaxConns }
 
-func newServer(ln acceptor, cfg Config) *Server {
+func newServer(ln acceptor, cfg Config, sl slots) *Server {
 	return &Server{
 		cfg:     cfg,
+		slots:   sl,
 		uid:     os.Geteuid(),
 		ln:      ln,
 		done:    make(chan struct{}),
 		entries: make(map[string]*entry),
 		conns:   make(map[*fdsend.Conn]struct{}),
-		lingers: make(chan struct{}, maxLingers),
 	}
 }
 
@@ -286,6 +411,11 @@ func (s *Server) logf(format string, args ...any) {
 // descriptors, memory) are retried with a growing pause; any other ends
 // Serve with that error, and the caller should then Close the Server. Serve
 // may be called only once.
+//
+// The accept loop does no per-connection work that can wait: it asks the
+// kernel who the peer is, and either hands the connection to a goroutine or
+// refuses it, so that a flood of connections is drained as fast as it comes
+// and the owner's reserve stays reachable.
 func (s *Server) Serve() error {
 	s.mu.Lock()
 	if s.closed {
@@ -320,49 +450,63 @@ func (s *Server) Serve() error {
 			continue
 		}
 		pause = 0
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return ErrServerClosed
-		}
-		s.mu.Unlock()
-		// Who is it? Peers no rule grants anything are served apart, with
-		// slots of their own (every request of theirs is denied), so that
-		// they cannot take the slots of those with rights; the holder's own
-		// user has a reserve of slots beyond the limit.
-		cred, cerr := c.PeerCred()
-		if cerr != nil {
-			s.logf("refusing a connection: cannot tell who the peer is: %v", cerr)
-			c.Close()
-			continue
-		}
-		none := s.rights(cred) == 0
-		s.mu.Lock()
-		if none {
-			if s.noRights >= maxNoRights {
-				s.mu.Unlock()
-				s.logf("refusing a connection from pid %d uid %d gid %d: no rule grants it anything, and %d such are connected", cred.PID, cred.UID, cred.GID, maxNoRights)
-				s.refuse(c, fail(codeDenied, "uid %d gid %d may not do anything on this holder (no rule grants it an operation)", cred.UID, cred.GID))
-				continue
-			}
-			s.noRights++
-		} else {
-			limit := s.cfg.MaxConns
-			if cred.UID == s.uid {
-				limit += ownerReserve
-			}
-			if len(s.conns)-s.noRights >= limit {
-				s.mu.Unlock()
-				s.refuseBusy(c)
-				continue
+		if !s.admit(c) {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
 			}
 		}
-		s.conns[c] = struct{}{}
-		s.handlers.Add(1)
-		s.mu.Unlock()
-		go s.serveConn(c, none)
 	}
+}
+
+// admit decides about a connection just accepted: it serves it, refuses it,
+// or, once the server is closed, closes it. It reports whether the server
+// is still open.
+func (s *Server) admit(c *fdsend.Conn) bool {
+	// Who is it? Peers no rule grants anything are served apart, with
+	// slots of their own (every request of theirs is denied), so that they
+	// cannot take the slots of those with rights; the holder's own user has
+	// a reserve of slots beyond the limit.
+	cred, cerr := c.PeerCred()
+	if cerr != nil {
+		s.logf("refusing a connection: cannot tell who the peer is: %v", cerr)
+		c.Close()
+		return true
+	}
+	none := s.rights(cred) == 0
+	s.mu.Lock()
+	if s.closed {
+		// Close has run or is running: nothing accepted now is served.
+		s.mu.Unlock()
+		c.Close()
+		return false
+	}
+	if none {
+		if s.noRights >= s.slots.noRights {
+			s.mu.Unlock()
+			s.logf("refusing a connection from pid %d uid %d gid %d: no rule grants it anything, and %d such are connected", cred.PID, cred.UID, cred.GID, s.slots.noRights)
+			s.refuse(c, fail(codeDenied, "uid %d gid %d may not do anything on this holder (no rule grants it an operation)", cred.UID, cred.GID))
+			return true
+		}
+		s.noRights++
+	} else {
+		limit := s.cfg.MaxConns
+		if cred.UID == s.uid {
+			limit += s.slots.ownerReserve
+		}
+		if len(s.conns)-s.noRights-s.lingers >= limit {
+			s.mu.Unlock()
+			s.logf("refusing a connection: %d connections already (the limit)", s.cfg.MaxConns)
+			s.refuse(c, fail(codeBusy, "the holder is serving %d connections, its limit; try again later", s.cfg.MaxConns))
+			return true
+		}
+	}
+	s.conns[c] = struct{}{}
+	s.handlers.Add(1)
+	s.mu.Unlock()
+	go s.serveConn(c, none)
+	return true
 }
 
 // passing reports whether an accept error may go away by itself.
@@ -375,31 +519,43 @@ func passing(err error) bool {
 	return false
 }
 
-// refuseBusy answers a connection over MaxConns with ErrBusy and closes it.
-func (s *Server) refuseBusy(c *fdsend.Conn) {
-	s.logf("refusing a connection: %d connections already (the limit)", s.cfg.MaxConns)
-	s.refuse(c, fail(codeBusy, "the holder is serving %d connections, its limit; try again later", s.cfg.MaxConns))
-}
-
 // refuse answers a connection it will not serve with one unsolicited
 // failure, which the client reads in place of its first answer, and closes
 // it. Closing a Unix socket with the client's request unread would reset
 // the connection and lose that answer, so the refused connection lingers a
-// moment, write side shut, discarding what the client sends, before it is
-// closed; at most maxLingers do at once, the rest are closed at once.
+// moment in a goroutine of its own, write side shut, discarding what the
+// client sends (descriptors are never even received), before it is closed;
+// at most slots.lingers do at once, and Close closes them too. The rest are
+// answered in passing and closed at once: the answer goes into the empty
+// buffer of a new socket, which takes it without waiting.
 func (s *Server) refuse(c *fdsend.Conn, f *failure) {
-	select {
-	case s.lingers <- struct{}{}:
-	default:
-		// Too many lingering already: answer in passing and close.
+	c.SetReadLimits(maxRequestBytes, 0)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	if s.lingers >= s.slots.lingers {
+		s.mu.Unlock()
 		c.SetWriteDeadline(time.Now().Add(busyTimeout))
 		c.WriteMsg(failResponse(f))
 		c.Close()
 		return
 	}
+	s.lingers++
+	s.conns[c] = struct{}{}
+	s.handlers.Add(1)
+	s.mu.Unlock()
 	go func() {
-		defer func() { <-s.lingers }()
-		defer c.Close()
+		defer s.handlers.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.lingers--
+			s.mu.Unlock()
+			c.Close()
+		}()
 		// The answer goes into an empty socket buffer; the deadline only
 		// bounds a goroutine that the scheduler keeps waiting.
 		c.SetWriteDeadline(time.Now().Add(lingerTimeout))
@@ -407,13 +563,10 @@ func (s *Server) refuse(c *fdsend.Conn, f *failure) {
 			return
 		}
 		c.UnixConn().CloseWrite()
-		c.SetReadLimits(maxRequestBytes, 1)
 		c.SetReadDeadline(time.Now().Add(lingerTimeout))
 		for {
 			_, files, err := c.ReadMsg()
-			for _, f := range files {
-				f.Close()
-			}
+			closeAll(files)
 			if err != nil {
 				return
 			}
@@ -427,16 +580,25 @@ const (
 	maxLingers    = 64
 )
 
+// closeWait bounds how long Close waits for connection goroutines stuck in
+// a system call that closing their socket does not interrupt (closing a
+// descriptor on a file system that stopped answering).
+const closeWait = 5 * time.Second
+
 // Close stops the server: it closes the listening socket (removing its file
 // when Listen made it and it is still the same file), closes every
-// connection, waits for their goroutines, and closes every held descriptor.
-// Requests in progress fail. Close may be called more than once.
+// connection, served or lingering, waits for their goroutines, and closes
+// every held descriptor. Requests in progress fail, and no request is
+// answered once Close has returned; a connection accepted while it runs is
+// closed unserved. Close may be called more than once.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil
 	}
+	// From here on no connection is added (admit and refuse check closed
+	// under mu before handlers.Add), so the Wait below cannot race an Add.
 	s.closed = true
 	close(s.done)
 	entries := s.entries
@@ -450,13 +612,29 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.Close()
 	}
-	s.handlers.Wait()
+	waited := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(waited)
+	}()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-waited:
+	case <-t.C:
+		s.logf("closing: connections still busy after %v (a descriptor that does not answer?); going on without them", closeWait)
+	}
+	drop := make([]*entry, 0, len(entries))
+	s.mu.Lock()
 	for _, e := range entries {
 		if e.timer != nil {
 			e.timer.Stop()
+			e.timer = nil
 		}
-		e.file.Close()
+		drop = append(drop, e)
 	}
+	s.mu.Unlock()
+	s.releaseAll(drop)
 	return err
 }
 
@@ -541,7 +719,7 @@ func (s *Server) handle(cred fdsend.Cred, data []byte, files []*os.File) (resp [
 	case opFetch:
 		r.Entries, held, after, err = s.fetch(req)
 	case opList:
-		r.Entries = s.list()
+		r.Entries, err = s.list()
 	case opRemove:
 		err = s.remove(req.Name)
 	}
@@ -641,11 +819,30 @@ func (s *Server) sweepLocked(now time.Time, drop *[]*entry) {
 	}
 }
 
-// closeEntries closes the files of dropped entries.
+// closeEntries lets go of dropped entries (see releaseAll).
 func (s *Server) closeEntries(drop []*entry, why string) {
+	s.releaseAll(drop)
 	for _, e := range drop {
-		e.file.Close()
 		s.logf("dropped %q (%s)", e.name, why)
+	}
+}
+
+// releaseAll drops a reference to each of es (taken out of the map, or
+// sent) and closes the file of each that no one refers to any more. The
+// closing happens outside the lock: closing a file on a file system that
+// stopped answering may block.
+func (s *Server) releaseAll(es []*entry) {
+	var last []*entry
+	s.mu.Lock()
+	for _, e := range es {
+		e.refs--
+		if e.refs == 0 {
+			last = append(last, e)
+		}
+	}
+	s.mu.Unlock()
+	for _, e := range last {
+		e.file.Close()
 	}
 }
 
@@ -684,7 +881,7 @@ func (s *Server) store(cred fdsend.Cred, req request, files []*os.File) *failure
 		return fail(codeInvalid, "negative expiry %v", time.Duration(req.TTL))
 	}
 	now := time.Now()
-	e := &entry{name: req.Name, file: files[0], stored: now, by: cred}
+	e := &entry{name: req.Name, file: files[0], refs: 1, stored: now, by: cred}
 	if req.TTL > 0 {
 		e.expires = now.Add(time.Duration(req.TTL))
 	}
@@ -719,8 +916,8 @@ func (s *Server) store(cred fdsend.Cred, req request, files []*os.File) *failure
 	s.entries[e.name] = e
 	s.armLocked(e, now)
 	s.mu.Unlock()
+	s.releaseAll(drop)
 	for _, d := range drop {
-		d.file.Close()
 		if d == old {
 			s.logf("replaced %q", d.name)
 		} else {
@@ -730,11 +927,12 @@ func (s *Server) store(cred fdsend.Cred, req request, files []*os.File) *failure
 	return nil
 }
 
-// fetch answers a fetch: duplicates of the named descriptors, or with
-// Delete the descriptors themselves, taken out of the holder. after closes
-// what was sent once it is in the client's socket; if the response could
-// not be written, deleted entries are put back when their names are still
-// free, so a client that dies mid-request loses nothing.
+// fetch answers a fetch: the held descriptors themselves, referenced
+// until they are sent (no duplicates: a fetch costs no descriptors), and
+// with Delete taken out of the holder. after lets go of them once they are
+// in the client's socket; if the response could not be written, deleted
+// entries are put back when their names are still free, so a client that
+// dies mid-request loses nothing.
 func (s *Server) fetch(req request) ([]wireEntry, []*os.File, func(bool), *failure) {
 	names := req.Names
 	if len(names) == 0 {
@@ -762,7 +960,6 @@ func (s *Server) fetch(req request) ([]wireEntry, []*os.File, func(bool), *failu
 		return nil, nil, nil, fail(codeClosed, "the holder is shutting down")
 	}
 	found := make([]*entry, len(names))
-	wire := make([]wireEntry, len(names))
 	for i, n := range names {
 		e := s.getLocked(n, now, &drop)
 		if e == nil {
@@ -770,39 +967,34 @@ func (s *Server) fetch(req request) ([]wireEntry, []*os.File, func(bool), *failu
 			return nil, nil, nil, fail(codeNotHeld, "%q is not held", n)
 		}
 		found[i] = e
-		wire[i] = e.wire(now)
 	}
-	if req.Delete {
-		files := make([]*os.File, len(found))
-		for i, e := range found {
-			s.takeLocked(e)
-			files[i] = e.file
+	desc := s.describeLocked(found)
+	files := make([]*os.File, len(found))
+	for i, e := range found {
+		files[i] = e.file
+		if req.Delete {
+			s.takeLocked(e) // the map's reference goes with the response
+		} else {
+			e.refs++
 		}
-		s.mu.Unlock()
-		return wire, files, func(sent bool) { s.afterDelete(found, sent) }, nil
-	}
-	files := make([]*os.File, 0, len(found))
-	for _, e := range found {
-		d, err := dupFile(e.file)
-		if err != nil {
-			s.mu.Unlock()
-			closeAll(files)
-			s.logf("fetch: duplicating %q: %v", e.name, err)
-			return nil, nil, nil, fail(codeInternal, "duplicating %q: %v", e.name, err)
-		}
-		files = append(files, d)
 	}
 	s.mu.Unlock()
-	return wire, files, func(bool) { closeAll(files) }, nil
+	kinds := desc.wait(found, s)
+	wire := make([]wireEntry, len(found))
+	for i, e := range found {
+		wire[i] = e.wire(now, kinds[i])
+	}
+	if req.Delete {
+		return wire, files, func(sent bool) { s.afterDelete(found, sent) }, nil
+	}
+	return wire, files, func(bool) { s.releaseAll(found) }, nil
 }
 
 // afterDelete finishes a fetch with delete: the entries are closed if the
 // response went out, and otherwise put back where possible.
 func (s *Server) afterDelete(taken []*entry, sent bool) {
 	if sent {
-		for _, e := range taken {
-			e.file.Close()
-		}
+		s.releaseAll(taken)
 		return
 	}
 	now := time.Now()
@@ -821,16 +1013,26 @@ func (s *Server) afterDelete(taken []*entry, sent bool) {
 }
 
 // list describes every entry, sorted by name.
-func (s *Server) list() []wireEntry {
+func (s *Server) list() ([]wireEntry, *failure) {
 	now := time.Now()
 	var drop []*entry
 	s.mu.Lock()
-	s.sweepLocked(now, &drop)
-	out := make([]wireEntry, 0, len(s.entries))
-	for _, e := range s.entries {
-		out = append(out, e.wire(now))
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fail(codeClosed, "the holder is shutting down")
 	}
+	s.sweepLocked(now, &drop)
+	es := make([]*entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		es = append(es, e)
+	}
+	desc := s.describeLocked(es)
 	s.mu.Unlock()
+	kinds := desc.wait(es, s)
+	out := make([]wireEntry, len(es))
+	for i, e := range es {
+		out[i] = e.wire(now, kinds[i])
+	}
 	s.closeEntries(drop, "expired")
 	slices.SortFunc(out, func(a, b wireEntry) int {
 		switch {
@@ -841,7 +1043,7 @@ func (s *Server) list() []wireEntry {
 		}
 		return 0
 	})
-	return out
+	return out, nil
 }
 
 // remove drops the entry held under name.
@@ -851,6 +1053,10 @@ func (s *Server) remove(name string) *failure {
 	}
 	var drop []*entry
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fail(codeClosed, "the holder is shutting down")
+	}
 	e := s.getLocked(name, time.Now(), &drop)
 	if e != nil {
 		s.takeLocked(e)
@@ -860,7 +1066,7 @@ func (s *Server) remove(name string) *failure {
 	if e == nil {
 		return fail(codeNotHeld, "%q is not held", name)
 	}
-	e.file.Close()
+	s.releaseAll([]*entry{e})
 	s.logf("removed %q", name)
 	return nil
 }

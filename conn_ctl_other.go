@@ -1,0 +1,8 @@
+//go:build darwin || freebsd || netbsd || openbsd
+
+package fdsend
+
+// passesCredentials reports whether receives on the socket fd may carry a
+// credentials header besides the descriptors. Here it is not asked: the
+// control buffer always keeps room for one (LOCAL_CREDS and the like).
+func passesCredentials(fd int) bool { return true }
