@@ -433,6 +433,11 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
+		if room < maxFilesPerMsg && nfds == room {
+			// The buffer had room for what the read limit allows a
+			// message, it is full, and the peer sent more with one write.
+			return c.fail(fmt.Errorf("%w: message has more than %d files (the read limit): %w", ErrProtocol, room, ErrTruncated))
+		}
 		return c.fail(fmt.Errorf("%w: descriptors were cut (more than %d with one write, or this process is out of descriptors): %w", ErrProtocol, maxFilesPerMsg, ErrTruncated))
 	}
 	if n == 0 {
