@@ -19,8 +19,7 @@ const (
 	listenStart = 3 // SD_LISTEN_FDS_START: the first inherited descriptor
 )
 
-// listenVars lists every variable of the protocol, for unsetting and for
-// replacing in a child's environment.
+// listenVars lists every variable of the protocol, for unsetting.
 var listenVars = fdname.ListenVars
 
 // EnvError reports a malformed LISTEN_* variable, or descriptors that do not
@@ -148,29 +147,4 @@ func parseVars(lookup func(string) (string, bool), pid int, pidfdID func() (uint
 		}
 	}
 	return vars{n: n, names: names}, nil
-}
-
-// replaceListenVars returns env without any LISTEN_* variable, followed by
-// extra.
-func replaceListenVars(env []string, extra ...string) []string {
-	out := make([]string, 0, len(env)+len(extra))
-	for _, kv := range env {
-		if isListenVar(kv) {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out, extra...)
-}
-
-// isListenVar reports whether the NAME=VALUE entry kv sets one of the
-// protocol's variables.
-func isListenVar(kv string) bool {
-	name, _, _ := strings.Cut(kv, "=")
-	for _, v := range listenVars {
-		if name == v {
-			return true
-		}
-	}
-	return false
 }

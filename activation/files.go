@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/fdsend/fdsend/activation/internal/fdkind"
 )
 
 // File is one inherited descriptor and the name the launcher gave it.
@@ -188,33 +190,23 @@ func closePacketConn(c net.PacketConn) { c.Close() }
 func closeConn(c net.Conn)             { c.Close() }
 func closeFile(f *os.File)             { f.Close() }
 
-// kind is what a taking function wants a descriptor to be.
-type kind int
-
-const (
-	kindFile kind = iota
-	kindListener
-	kindPacket
-	kindConn
+// kind is what a taking function wants a descriptor to be, and fdInfo what
+// one turned out to be (package fdkind, shared with the tests of
+// activation/spawn).
+type (
+	kind   = fdkind.Kind
+	fdInfo = fdkind.Info
 )
 
-func (k kind) String() string {
-	switch k {
-	case kindListener:
-		return "a listening socket"
-	case kindPacket:
-		return "a datagram socket"
-	case kindConn:
-		return "a connected socket"
-	}
-	return "a file"
-}
+const (
+	kindFile     = fdkind.File
+	kindListener = fdkind.Listener
+	kindPacket   = fdkind.Packet
+	kindConn     = fdkind.Conn
+)
 
-// fdInfo is what a descriptor turned out to be.
-type fdInfo struct {
-	desc string // "a listening stream socket (IPv4)", "a pipe", ...
-	kind kind   // kindFile for anything that is none of the socket kinds
-}
+// classify reports what the descriptor of f is, without changing it.
+func classify(f *os.File) (fdInfo, error) { return fdkind.Of(f) }
 
 // entry is one inherited descriptor.
 type entry struct {
@@ -297,7 +289,7 @@ func takeAs[T any](s *set, name string, k kind, single, fallback bool, conv func
 			if e.name != UnknownName || e.taken {
 				continue
 			}
-			if info, err := classify(e.file); err == nil && info.kind == k {
+			if info, err := classify(e.file); err == nil && info.Kind == k {
 				idx = append(idx, i)
 			}
 		}
@@ -323,8 +315,8 @@ func takeAs[T any](s *set, name string, k kind, single, fallback bool, conv func
 			if err != nil {
 				return nil, fmt.Errorf("activation: %s: %w", e.label(), err)
 			}
-			if info.kind != k {
-				return nil, fmt.Errorf("activation: %s is %s, not %s", e.label(), info.desc, k)
+			if info.Kind != k {
+				return nil, fmt.Errorf("activation: %s is %s, not %s", e.label(), info.Desc, k)
 			}
 		}
 	}

@@ -7,9 +7,9 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 
+	"github.com/fdsend/fdsend/activation/internal/pidfd"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,7 +18,7 @@ import (
 // wrapped in an *os.File. On error nothing is adopted and nothing is opened;
 // the descriptors are left as they were.
 func loadInherited() ([]entry, error) {
-	v, err := parseVars(os.LookupEnv, os.Getpid(), ownPidfdID)
+	v, err := parseVars(os.LookupEnv, os.Getpid(), pidfd.OwnID)
 	if err != nil || v.n == 0 {
 		return nil, err
 	}
@@ -51,114 +51,6 @@ func loadInherited() ([]entry, error) {
 		}
 	}
 	return entries, nil
-}
-
-// classify reports what the descriptor of f is, without changing it.
-func classify(f *os.File) (fdInfo, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fdInfo{}, err
-	}
-	var info fdInfo
-	var ierr error
-	if err := rc.Control(func(fd uintptr) { info, ierr = classifyFD(int(fd)) }); err != nil {
-		return fdInfo{}, err
-	}
-	return info, ierr
-}
-
-// classifyFD reports what descriptor fd is.
-func classifyFD(fd int) (fdInfo, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fdInfo{}, os.NewSyscallError("fstat", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fdInfo{desc: fileTypeDesc(uint32(st.Mode)), kind: kindFile}, nil
-	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		return fdInfo{}, os.NewSyscallError("getsockopt", err)
-	}
-	family := ""
-	if sa, err := unix.Getsockname(fd); err == nil {
-		switch sa.(type) {
-		case *unix.SockaddrInet4:
-			family = "IPv4"
-		case *unix.SockaddrInet6:
-			family = "IPv6"
-		case *unix.SockaddrUnix:
-			family = "Unix"
-		}
-	}
-	switch typ {
-	case unix.SOCK_DGRAM:
-		return fdInfo{desc: sockDesc("", family, "datagram"), kind: kindPacket}, nil
-	case unix.SOCK_RAW:
-		return fdInfo{desc: sockDesc("", family, "raw"), kind: kindPacket}, nil
-	case unix.SOCK_STREAM, unix.SOCK_SEQPACKET:
-		name := "stream"
-		if typ == unix.SOCK_SEQPACKET {
-			name = "seqpacket"
-		}
-		if listening(fd) {
-			return fdInfo{desc: sockDesc("listening", family, name), kind: kindListener}, nil
-		}
-		if _, err := unix.Getpeername(fd); err != nil {
-			return fdInfo{desc: sockDesc("unconnected", family, name), kind: kindFile}, nil
-		}
-		return fdInfo{desc: sockDesc("connected", family, name), kind: kindConn}, nil
-	}
-	return fdInfo{desc: sockDesc("", family, "type "+strconv.Itoa(typ)), kind: kindFile}, nil
-}
-
-// sockDesc describes a socket: "a listening IPv4 stream socket", "an IPv6
-// datagram socket", "a type 10 socket".
-func sockDesc(state, family, typ string) string {
-	var words []string
-	for _, w := range []string{state, family, typ, "socket"} {
-		if w != "" {
-			words = append(words, w)
-		}
-	}
-	article := "a"
-	switch words[0][0] {
-	case 'a', 'e', 'i', 'o', 'u', 'I':
-		article = "an"
-	}
-	return article + " " + strings.Join(words, " ")
-}
-
-// listening reports whether the stream socket fd is in the listening state.
-func listening(fd int) bool {
-	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-	if err == nil {
-		return v != 0
-	}
-	// No SO_ACCEPTCONN: a listening socket has no peer, and listen(2) on it
-	// again is harmless; but guessing is worse than saying no.
-	return false
-}
-
-// fileTypeDesc describes a non-socket file type from st_mode.
-func fileTypeDesc(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "a regular file"
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFIFO:
-		return "a pipe or FIFO"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFLNK:
-		return "a symbolic link"
-	case 0:
-		return "an anonymous inode (eventfd, epoll, pidfd, ...)"
-	}
-	return fmt.Sprintf("a file of type %#o", mode&unix.S_IFMT)
 }
 
 // pollableCopy returns a new *os.File holding a close-on-exec duplicate of

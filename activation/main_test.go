@@ -11,13 +11,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fdsend/fdsend/activation/internal/pidfd"
 	"github.com/fdsend/fdsend/internal/fdtest"
 	"golang.org/x/sys/unix"
 )
@@ -30,12 +31,9 @@ const childTimeout = 20 * time.Second
 
 func TestMain(m *testing.M) {
 	fdtest.RunChild(childEnv, map[string]func() error{
-		"report":    noError(childReport),
 		"server":    noError(childServer),
 		"udpserver": noError(childUDPServer),
 		"parse":     noError(childParse),
-		"exec":      noError(childExec),
-		"api":       noError(childAPI),
 	})
 	os.Exit(m.Run())
 }
@@ -78,37 +76,6 @@ func openFDs() []fdState {
 	return out
 }
 
-// inheritedFDs returns the descriptors above standard error that came
-// through exec: those without close-on-exec (exec closes every other one,
-// so anything close-on-exec was opened by this process).
-func inheritedFDs() []fdState {
-	var out []fdState
-	for _, s := range openFDs() {
-		if s.FD > 2 && !s.Cloexec {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// fileReport is one entry of Files as a child saw it.
-type fileReport struct {
-	Name string
-	Desc string
-	Addr string
-}
-
-// report is what the "report" child prints as JSON.
-type report struct {
-	PID       int
-	Env       map[string]string // LISTEN_* as received
-	Inherited []fdState         // non-close-on-exec descriptors above 2 at start
-	Files     []fileReport
-	FilesErr  string
-	EnvAfter  []string // LISTEN_* still set after Files
-	PidfdID   string   // this process's pidfd inode, if the kernel has pidfs
-}
-
 func listenEnv() map[string]string {
 	m := map[string]string{}
 	for _, v := range listenVars {
@@ -117,65 +84,6 @@ func listenEnv() map[string]string {
 		}
 	}
 	return m
-}
-
-func childReport() {
-	r := report{PID: os.Getpid(), Env: listenEnv(), Inherited: inheritedFDs()}
-	if id, ok := ownPidfdID(); ok {
-		r.PidfdID = strconv.FormatUint(id, 10)
-	}
-	fs, err := Files()
-	if err != nil {
-		r.FilesErr = err.Error()
-	}
-	for _, f := range fs {
-		info, err := classify(f.File)
-		if err != nil {
-			info.desc = "error: " + err.Error()
-		}
-		fr := fileReport{Name: f.Name, Desc: info.desc}
-		if rc, err := f.File.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) {
-				if sa, err := unix.Getsockname(int(fd)); err == nil {
-					fr.Addr = sockaddrString(sa)
-				}
-			})
-		}
-		r.Files = append(r.Files, fr)
-	}
-	for k := range listenEnv() {
-		r.EnvAfter = append(r.EnvAfter, k)
-	}
-	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
-		os.Exit(3)
-	}
-	// Serve one connection on the inherited listener of the index asked
-	// for: "hello <pid>".
-	if v := os.Getenv("ACTIVATION_TEST_SERVE"); v != "" {
-		i, _ := strconv.Atoi(v)
-		if i < len(fs) {
-			if l, err := net.FileListener(fs[i].File); err == nil {
-				c, err := l.Accept()
-				if err == nil {
-					fmt.Fprintf(c, "hello %d\n", os.Getpid())
-					c.Close()
-				}
-				l.Close()
-			}
-		}
-	}
-}
-
-func sockaddrString(sa unix.Sockaddr) string {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
-	case *unix.SockaddrInet6:
-		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
-	case *unix.SockaddrUnix:
-		return a.Name
-	}
-	return fmt.Sprintf("%T", sa)
 }
 
 // childServer serves HTTP on the listener named by ACTIVATION_TEST_NAME
@@ -303,7 +211,7 @@ func parseOne(c parseCase) (res parseResult) {
 	switch c.PIDFDID {
 	case "":
 	case "self", "other":
-		id, ok := ownPidfdID()
+		id, ok := pidfd.OwnID()
 		if !ok {
 			res.Err = "test: no pidfs"
 			return res
@@ -360,30 +268,6 @@ func parseOne(c parseCase) (res parseResult) {
 	return res
 }
 
-// childExec opens sockets of its own (so that its runtime holds low
-// descriptors), a stray descriptor without close-on-exec, and execs the
-// test binary in "report" mode in place with Exec.
-func childExec() {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	stray, err := syscall.Dup(1) // not close-on-exec: must not reach the program
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("addrs %s %s stray %d\n", l.Addr(), pc.LocalAddr(), stray)
-	exe, _ := os.Executable()
-	env := testEnv("report", "LISTEN_FDS=99", "LISTEN_PID=1") // replaced by Exec
-	err = Exec([]NamedFile{{Name: "web", File: l}, {Name: "dns", File: pc}}, exe, []string{exe, "-test.run=^$"}, env)
-	fmt.Fprintln(os.Stderr, "Exec returned:", err)
-	os.Exit(5)
-}
-
 // runChild runs cmd with a timeout and returns its standard output; a
 // non-zero exit fails the test with standard error shown.
 func runChild(t *testing.T, cmd *exec.Cmd) []byte {
@@ -403,7 +287,8 @@ func runChild(t *testing.T, cmd *exec.Cmd) []byte {
 	return stdout.Bytes()
 }
 
-// closeExtra closes the duplicates Command left in cmd.ExtraFiles.
+// closeExtra closes this process's copies of cmd.ExtraFiles once the child
+// has started.
 func closeExtra(cmd *exec.Cmd) {
 	for _, f := range cmd.ExtraFiles {
 		if f != nil {
@@ -415,10 +300,10 @@ func closeExtra(cmd *exec.Cmd) {
 // testEnv returns this process's environment with the child mode set and
 // nothing of the protocol.
 func testEnv(mode string, extra ...string) []string {
-	env := replaceListenVars(os.Environ())
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, childEnv+"=") {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != childEnv && !slices.Contains(listenVars[:], name) {
 			out = append(out, kv)
 		}
 	}
@@ -435,12 +320,34 @@ func testExe(t *testing.T) string {
 	return exe
 }
 
-func decodeReport(t *testing.T, out []byte) report {
+// socketActivate returns the path of systemd-socket-activate; its absence is
+// a failure.
+func socketActivate(t *testing.T) string {
 	t.Helper()
-	var r report
-	dec := json.NewDecoder(bytes.NewReader(out))
-	if err := dec.Decode(&r); err != nil {
-		t.Fatalf("decoding report %q: %v", out, err)
+	for _, p := range []string{"/usr/bin/systemd-socket-activate", "/bin/systemd-socket-activate"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 	}
-	return r
+	p, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Fatalf("systemd-socket-activate is required: %v", err)
+	}
+	return p
+}
+
+// dialRetry dials until the address accepts connections.
+func dialRetry(t *testing.T, network, addr string) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(childTimeout)
+	for {
+		c, err := net.DialTimeout(network, addr, time.Second)
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dial %s %s: %v", network, addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

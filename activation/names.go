@@ -2,7 +2,6 @@ package activation
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/fdsend/fdsend/internal/fdname"
 )
@@ -28,6 +27,3 @@ func ValidateName(name string) error {
 
 // quoteShort quotes s for an error message, cutting a long one.
 func quoteShort(s string) string { return fdname.QuoteShort(s) }
-
-// joinNames joins names into a LISTEN_FDNAMES value.
-func joinNames(names []string) string { return strings.Join(names, ":") }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/activation/spawn"
 	"github.com/fdsend/fdsend/internal/addr"
 	"github.com/fdsend/fdsend/internal/fdstore"
 	"github.com/fdsend/fdsend/internal/launch"
@@ -41,7 +42,7 @@ func (cfg *activateConfig) run() int {
 		logf("inherited descriptors: %v", err)
 		return 1
 	}
-	var sockets []activation.NamedFile
+	var sockets []spawn.NamedFile
 	var closers []func() error
 	defer func() {
 		for _, c := range closers {
@@ -49,7 +50,7 @@ func (cfg *activateConfig) run() int {
 		}
 	}()
 	for _, f := range inherited {
-		sockets = append(sockets, activation.NamedFile{Name: f.Name, File: f.File})
+		sockets = append(sockets, spawn.NamedFile{Name: f.Name, File: f.File})
 		closers = append(closers, f.File.Close)
 	}
 	total := len(inherited) + len(cfg.addrs)
@@ -71,7 +72,7 @@ func (cfg *activateConfig) run() int {
 			return 1
 		}
 		closers = append(closers, l.Close)
-		sockets = append(sockets, activation.NamedFile{Name: cfg.names[i], File: l.File})
+		sockets = append(sockets, spawn.NamedFile{Name: cfg.names[i], File: l.File})
 		logf("listening on %s as fd %d (name %s)", l.Bound, 3+len(inherited)+i, cfg.names[i])
 	}
 
@@ -135,7 +136,7 @@ func inheritedFiles() ([]activation.File, error) {
 }
 
 // runSupervised runs one child at a time, as --restart says.
-func (cfg *activateConfig) runSupervised(sockets []activation.NamedFile, env []string, store *fdstore.Server, sigs <-chan os.Signal) (int, error) {
+func (cfg *activateConfig) runSupervised(sockets []spawn.NamedFile, env []string, store *fdstore.Server, sigs <-chan os.Signal) (int, error) {
 	s := &launch.Supervisor{
 		Restart: cfg.restart,
 		Name:    cfg.argv[0],
@@ -155,9 +156,9 @@ func (cfg *activateConfig) runSupervised(sockets []activation.NamedFile, env []s
 						e.File.(*os.File).Close()
 					}
 				}()
-				files = append(append([]activation.NamedFile(nil), sockets...), stored...)
+				files = append(append([]spawn.NamedFile(nil), sockets...), stored...)
 			}
-			cmd, err := activation.Command(files, cfg.argv[0], cfg.argv[1:]...)
+			cmd, err := spawn.Command(files, cfg.argv[0], cfg.argv[1:]...)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -172,13 +173,13 @@ func (cfg *activateConfig) runSupervised(sockets []activation.NamedFile, env []s
 // storedFiles returns duplicates of the descriptors in the store, which
 // the caller closes, as NamedFiles to pass after the listeners. An entry
 // whose name cannot be passed on is left out (and logged).
-func storedFiles(store *fdstore.Server) []activation.NamedFile {
+func storedFiles(store *fdstore.Server) []spawn.NamedFile {
 	entries, err := store.Dup()
 	if err != nil {
 		logf("descriptor store: %v; starting without the stored descriptors", err)
 		return nil
 	}
-	var files []activation.NamedFile
+	var files []spawn.NamedFile
 	var names []string
 	for _, e := range entries {
 		if err := activation.ValidateName(e.Name); err != nil {
@@ -186,7 +187,7 @@ func storedFiles(store *fdstore.Server) []activation.NamedFile {
 			e.File.Close()
 			continue
 		}
-		files = append(files, activation.NamedFile{Name: e.Name, File: e.File})
+		files = append(files, spawn.NamedFile{Name: e.Name, File: e.File})
 		names = append(names, e.Name)
 	}
 	if len(files) > 0 {
@@ -195,7 +196,7 @@ func storedFiles(store *fdstore.Server) []activation.NamedFile {
 	return files
 }
 
-// closeExtraFiles returns what closes the duplicates activation.Command
+// closeExtraFiles returns what closes the duplicates spawn.Command
 // put in cmd.ExtraFiles, once Start has returned.
 func closeExtraFiles(cmd *exec.Cmd) func() {
 	return func() {
@@ -226,7 +227,7 @@ func inetdCmd(argv, env []string, sock *os.File) (*exec.Cmd, error) {
 }
 
 // runAccept starts a child per connection.
-func (cfg *activateConfig) runAccept(sockets []activation.NamedFile, env []string, sigs <-chan os.Signal) (int, error) {
+func (cfg *activateConfig) runAccept(sockets []spawn.NamedFile, env []string, sigs <-chan os.Signal) (int, error) {
 	a := &launch.Acceptor{Logf: logf}
 	for _, s := range sockets {
 		name := s.Name
@@ -240,7 +241,7 @@ func (cfg *activateConfig) runAccept(sockets []activation.NamedFile, env []strin
 			cmd, err := inetdCmd(cfg.argv, env, conn)
 			return cmd, nil, err
 		}
-		cmd, err := activation.Command([]activation.NamedFile{{Name: name, File: conn}}, cfg.argv[0], cfg.argv[1:]...)
+		cmd, err := spawn.Command([]spawn.NamedFile{{Name: name, File: conn}}, cfg.argv[0], cfg.argv[1:]...)
 		if err != nil {
 			return nil, nil, err
 		}

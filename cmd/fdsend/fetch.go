@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/activation/spawn"
 )
 
 func init() {
@@ -86,11 +86,11 @@ func runFetch(args []string) int {
 				f.Close()
 			}
 		}()
-		named := make([]activation.NamedFile, len(files))
+		named := make([]spawn.NamedFile, len(files))
 		for i, f := range files {
-			named[i] = activation.NamedFile{Name: names[i], File: f}
+			named[i] = spawn.NamedFile{Name: names[i], File: f}
 		}
-		err = activation.Exec(named, argv[0], argv, nil)
+		err = spawn.Exec(named, argv[0], argv, nil)
 		// Still here: COMMAND did not start.
 		status := 126
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd
 
-package activation
+package spawn
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fdsend/fdsend/activation/internal/pidfd"
 	"golang.org/x/sys/unix"
 )
 
@@ -127,7 +128,7 @@ func trampoline(args []string) error {
 			envFDs+"="+strconv.Itoa(n),
 			envFDNames+"="+joinNames(names),
 			envPID+"="+strconv.Itoa(os.Getpid()))
-		if id, ok := ownPidfdID(); ok {
+		if id, ok := pidfd.OwnID(); ok {
 			extra = append(extra, envPIDFDID+"="+strconv.FormatUint(id, 10))
 		}
 	}

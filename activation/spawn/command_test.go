@@ -1,6 +1,6 @@
 //go:build linux
 
-package activation
+package spawn
 
 import (
 	"bufio"

@@ -1,9 +1,10 @@
-package activation
+package spawn
 
 import (
 	"fmt"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/activation"
 )
 
 // NamedFile pairs a descriptor to hand to a child with its LISTEN_FDNAMES
@@ -20,7 +21,7 @@ type NamedFile struct {
 // checkNames validates every name to be sent, naming the bad one.
 func checkNames(files []NamedFile) error {
 	for i, f := range files {
-		if err := ValidateName(f.Name); err != nil {
+		if err := activation.ValidateName(f.Name); err != nil {
 			return &fdsend.ArgError{Arg: fmt.Sprintf("files[%d].Name", i), Type: "string", Err: err}
 		}
 	}

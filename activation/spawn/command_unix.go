@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd
 
-package activation
+package spawn
 
 import (
 	"fmt"
@@ -48,8 +48,9 @@ import (
 // ignore deadlines. A launcher holds the sockets it hands over without using
 // them, which is unaffected.
 //
-// Errors: a name that ValidateName refuses, a file that is not an open
-// descriptor (an *fdsend.ArgError naming "files[i]"), or the lookup of name.
+// Errors: a name that activation.ValidateName refuses, a file that is not an
+// open descriptor (an *fdsend.ArgError naming "files[i]"), or the lookup of
+// name.
 // If the final exec fails in the child, the trampoline writes the reason to
 // the child's standard error and exits with status 127.
 func Command(files []NamedFile, name string, arg ...string) (*exec.Cmd, error) {

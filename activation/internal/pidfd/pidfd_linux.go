@@ -1,13 +1,13 @@
-package activation
+package pidfd
 
 import "golang.org/x/sys/unix"
 
-// ownPidfdID returns the inode number of a pidfd of this process, which
+// OwnID returns the inode number of a pidfd of this process, which
 // identifies the process for as long as the system runs (unlike a PID, which
 // is recycled), and whether there is one: only a kernel with pidfs (Linux
 // 6.9 and later) gives each process an inode of its own. It is what systemd
 // puts in LISTEN_PIDFDID. The pidfd is closed before returning.
-func ownPidfdID() (uint64, bool) {
+func OwnID() (uint64, bool) {
 	fd, err := unix.PidfdOpen(unix.Getpid(), 0)
 	if err != nil {
 		return 0, false
