@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
-	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/internal/fdname"
 )
 
 // serve accepts the next instance's connections on our socket at the
@@ -165,7 +165,7 @@ func checkWants(wants []want) error {
 	}
 	seen := make(map[string]bool, len(wants))
 	for _, w := range wants {
-		if err := activation.ValidateName(w.Name); err != nil {
+		if err := fdname.Check(w.Name); err != nil {
 			return fmt.Errorf("%w: %v", errProtocol, err)
 		}
 		if seen[w.Name] {

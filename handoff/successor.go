@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
-	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/internal/sockfile"
 )
 
@@ -32,7 +32,7 @@ type Endpoint struct {
 // belongs to the caller; it is pollable (deadlines and Close work) and its
 // descriptor is close-on-exec.
 //
-// Names follow the rules of activation.ValidateName, and each may be
+// Names follow the rules of activation.ValidateName (internal/fdname), and each may be
 // registered once. An inherited Unix socket's file is left to the older
 // instance until Ready, then removed by this listener's Close unless it is
 // handed on in turn. A stale Unix socket file (nobody listening) at address
@@ -203,7 +203,7 @@ func freshError(op string, w want, err error) error {
 func (u *Upgrader) reserve(wants []want) error {
 	seen := make(map[string]bool, len(wants))
 	for _, w := range wants {
-		if err := activation.ValidateName(w.Name); err != nil {
+		if err := fdname.Check(w.Name); err != nil {
 			return fmt.Errorf("handoff: %w", err)
 		}
 		if seen[w.Name] {
