@@ -821,9 +821,7 @@ func init() {
 // The sender's in-flight limit (ETOOMANYREFS) surfaces with its errno. Root
 // is exempt, so the sender is a child running as nobody.
 func TestETOOMANYREFS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test runs a child as nobody and needs root")
-	}
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	bin := fdtest.WorldBinary(t)
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "-test.run=^$")

@@ -189,9 +189,7 @@ func runAsNobody(t *testing.T, bin, role string, env ...string) string {
 // user may reach: a refusal comes from the list, not from permissions.
 func TestListenerAllowList(t *testing.T) {
 	fdtest.Check(t)
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root to run a child as nobody")
-	}
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	bin := fdtest.WorldBinary(t)
 	dir := fdtest.WorldDir(t)
 	for _, tc := range []struct {

@@ -104,9 +104,7 @@ func childOpenLock() error {
 // read-only fallback opened it without O_NONBLOCK, waiting for a writer.
 func TestPlantedLockFile(t *testing.T) {
 	fdtest.Check(t)
-	if os.Getuid() != 0 {
-		t.Fatal("this test runs as root (it plants files as user nobody)")
-	}
+	fdtest.NeedRoot(t, "it plants files as user nobody")
 	exe := fdtest.WorldBinary(t)
 	dir := fdtest.WorldDir(t)
 	if err := os.Chmod(dir, 0o1777); err != nil { // like /tmp

@@ -618,9 +618,7 @@ func TestHostilePeers(t *testing.T) {
 // thing that can refuse it is the old instance's check of its credentials.
 func TestPeerUID(t *testing.T) {
 	fdtest.Check(t)
-	if os.Getuid() != 0 {
-		t.Fatal("this test runs as root (it starts a child as user nobody)")
-	}
+	fdtest.NeedRoot(t, "it starts a child as user nobody")
 	exe := fdtest.WorldBinary(t)
 	dir := fdtest.WorldDir(t)
 

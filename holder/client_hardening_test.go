@@ -128,9 +128,7 @@ type squatter struct {
 // waits until it listens.
 func startSquatter(t *testing.T, sock string) *squatter {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a child as nobody")
-	}
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Fatalf("setpriv is required: %v", err)
@@ -260,9 +258,7 @@ func TestClientRefusesAbstractSquatter(t *testing.T) {
 // anyone may write in stops; nobody puts a socket of its own there. The
 // root client that was talking to the holder reconnects — and refuses.
 func TestClientReconnectRefusesPathSquatter(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a child as nobody")
-	}
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	fdtest.Check(t)
 	sock := filepath.Join(fdtest.WorldDir(t), "holder.sock")
 	srv, err := Listen(sock, Config{})

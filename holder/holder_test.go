@@ -389,6 +389,7 @@ func TestSocketMode(t *testing.T) {
 // ErrDenied, and the child gets nothing.
 func TestRefusedPeer(t *testing.T) {
 	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	exe := fdtest.WorldBinary(t)
 	for _, tc := range []struct {
 		name  string
@@ -457,6 +458,7 @@ func TestRefusedPeer(t *testing.T) {
 // with rights) out.
 func TestNoRightsCannotHog(t *testing.T) {
 	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	exe := fdtest.WorldBinary(t)
 	_, path := startServer(t, Config{MaxConns: 4, Rules: []Rule{{UID: -1, GID: 4242, Ops: AllOps}}}, fdtest.WorldDir(t))
 	cmd := child(exe, "hog", "HOLDER_SOCK="+path)
