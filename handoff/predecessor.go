@@ -10,6 +10,7 @@ import (
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdname"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 )
 
 // serve accepts the next instance's connections on our socket at the
@@ -81,7 +82,7 @@ func (u *Upgrader) serveConn(c *fdsend.Conn) {
 	var sent []string // names handed to this peer
 	for {
 		m, files, err := receive(c)
-		closeFiles(files)
+		jsonmsg.CloseAll(files)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				send(c, message{Op: opError, Error: fmt.Sprintf("not ready within %v (the serving instance's ReadyTimeout); it goes on serving", u.cfg.ReadyTimeout)})

@@ -1,13 +1,13 @@
 package handoff
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 )
 
 // protocolVersion is the version of the hand-off requests, sent in the
@@ -85,29 +85,24 @@ type item struct {
 
 // send writes m with files on c, within exchangeTimeout.
 func send(c *fdsend.Conn, m message, files ...any) error {
-	data, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
 	c.SetWriteDeadline(time.Now().Add(exchangeTimeout))
-	return c.WriteMsg(data, files...)
+	return jsonmsg.Write(c, m, files...)
 }
 
 // receive reads one message from c. Any files that came with it are
 // returned (the caller owns them) only if the message parses; otherwise they
 // are closed.
 func receive(c *fdsend.Conn) (message, []*os.File, error) {
-	data, files, err := c.ReadMsg()
+	var m message
+	files, err := jsonmsg.Read(c, &m)
+	if errors.Is(err, jsonmsg.ErrMalformed) {
+		return message{}, nil, fmt.Errorf("%w: undecodable message: %v", errProtocol, err)
+	}
 	if err != nil {
 		return message{}, nil, err
 	}
-	var m message
-	if err := json.Unmarshal(data, &m); err != nil {
-		closeFiles(files)
-		return message{}, nil, fmt.Errorf("%w: undecodable message: %v", errProtocol, err)
-	}
 	if m.Op == "" {
-		closeFiles(files)
+		jsonmsg.CloseAll(files)
 		return message{}, nil, fmt.Errorf("%w: message without \"op\"", errProtocol)
 	}
 	return m, files, nil
@@ -115,9 +110,3 @@ func receive(c *fdsend.Conn) (message, []*os.File, error) {
 
 // errProtocol is wrapped by errors about a peer that breaks the protocol.
 var errProtocol = errors.New("handoff: protocol error")
-
-func closeFiles(files []*os.File) {
-	for _, f := range files {
-		f.Close()
-	}
-}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdname"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 	"github.com/fdsend/fdsend/internal/sockfile"
 )
 
@@ -164,7 +165,7 @@ func obtain[T any](u *Upgrader, op string, wants []want,
 			}
 			files[i] = nil
 			if err != nil {
-				closeFiles(files)
+				jsonmsg.CloseAll(files)
 				dropGot(0)
 				return fail(fmt.Errorf("handoff: %s %q: the descriptor the older instance handed over: %w", op, w.Name, err))
 			}
@@ -267,11 +268,11 @@ func (u *Upgrader) take(wants []want) ([]*os.File, error) {
 		return nil, u.peerError(pid, "reading its answer", err)
 	}
 	if m.Op == opError {
-		closeFiles(files)
+		jsonmsg.CloseAll(files)
 		return nil, fmt.Errorf("handoff: the older instance (process %d) answered: %s", pid, m.Error)
 	}
 	if err := checkAnswer(m, wants, len(files)); err != nil {
-		closeFiles(files)
+		jsonmsg.CloseAll(files)
 		return nil, fmt.Errorf("%w (older instance, process %d)", err, pid)
 	}
 	k := 0
@@ -445,7 +446,7 @@ func (u *Upgrader) exchange(c *fdsend.Conn, m message) (message, error) {
 	c.SetReadLimits(maxRequestBytes, 0)
 	c.SetReadDeadline(time.Now().Add(exchangeTimeout))
 	a, files, err := receive(c)
-	closeFiles(files)
+	jsonmsg.CloseAll(files)
 	if err == nil {
 		return a, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 	"github.com/fdsend/fdsend/internal/sockfile"
 )
 
@@ -159,7 +160,7 @@ func (u *Upgrader) connect() error {
 	c.SetReadLimits(maxRequestBytes, 0)
 	c.SetReadDeadline(time.Now().Add(exchangeTimeout))
 	m, files, err := receive(c)
-	closeFiles(files) // a greeting carries none; ReadMsg's limit refuses them anyway
+	jsonmsg.CloseAll(files) // a greeting carries none; ReadMsg's limit refuses them anyway
 	if err != nil {
 		c.Close()
 		return fmt.Errorf("handoff: no greeting from the instance at %s (process %d): %w", path, cred.PID, err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 )
 
 // open opens an Upgrader at path, closed when the test ends.
@@ -530,7 +531,7 @@ func TestHostilePeers(t *testing.T) {
 		}
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		m, files, err := receive(c)
-		closeFiles(files)
+		jsonmsg.CloseAll(files)
 		if err != nil || m.Op != opHello || m.PID != os.Getpid() {
 			t.Fatalf("greeting: %+v %v", m, err)
 		}
@@ -546,7 +547,7 @@ func TestHostilePeers(t *testing.T) {
 		}
 		for {
 			m, fs, err := receive(c)
-			closeFiles(fs)
+			jsonmsg.CloseAll(fs)
 			if err != nil {
 				return // dropped
 			}
@@ -738,7 +739,7 @@ func fakeOld(t *testing.T, path string, greeting message, script func(c *fdsend.
 // expect reads the next request on c, failing the test unless it is op.
 func expect(t *testing.T, c *fdsend.Conn, op string) message {
 	m, files, err := receive(c)
-	closeFiles(files)
+	jsonmsg.CloseAll(files)
 	if err != nil || m.Op != op {
 		t.Errorf("fake old instance: got %+v %v, want %q", m, err, op)
 	}

@@ -1,7 +1,6 @@
 package holder
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 )
 
 // Client talks to a holder over one connection. It is safe for concurrent
@@ -124,10 +124,6 @@ func (c *Client) reconnect() (*fdsend.Conn, error) {
 // response's descriptors are the caller's, and there are exactly want of
 // them (any other number closes them and fails the Client).
 func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os.File, error) {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return response{}, nil, fmt.Errorf("holder: %s: %w", req.Op, err)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	conn, err := c.current()
@@ -157,7 +153,7 @@ func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os
 		deadline = time.Now().Add(d)
 	}
 	conn.SetDeadline(deadline)
-	if err := conn.WriteMsg(data, files...); err != nil {
+	if err := jsonmsg.Write(conn, req, files...); err != nil {
 		var ae *fdsend.ArgError
 		if errors.As(err, &ae) {
 			// Rejected before anything was written: the stream is intact.
@@ -166,33 +162,32 @@ func (c *Client) roundTrip(req request, want int, files ...any) (response, []*os
 		// The holder may have answered before closing (busy, shutting
 		// down): that answer says more than a broken pipe.
 		conn.SetReadDeadline(time.Now().Add(busyTimeout))
-		if rdata, rfiles, rerr := conn.ReadMsg(); rerr == nil {
-			closeAll(rfiles)
-			var resp response
-			if json.Unmarshal(rdata, &resp) == nil && !resp.OK && resp.Code != "" {
+		var resp response
+		if rfiles, rerr := jsonmsg.Read(conn, &resp); rerr == nil {
+			jsonmsg.CloseAll(rfiles)
+			if !resp.OK && resp.Code != "" {
 				return response{}, nil, c.broken(&Error{Op: req.Op, Code: resp.Code, Msg: resp.Error})
 			}
 		}
 		return response{}, nil, c.broken(fmt.Errorf("holder: %s: %w", req.Op, err))
 	}
-	rdata, rfiles, err := conn.ReadMsg()
+	var resp response
+	rfiles, err := jsonmsg.Read(conn, &resp)
+	if errors.Is(err, jsonmsg.ErrMalformed) {
+		return response{}, nil, c.broken(fmt.Errorf("holder: %s: malformed response: %w", req.Op, err))
+	}
 	if err != nil {
 		return response{}, nil, c.broken(fmt.Errorf("holder: %s: %w", req.Op, err))
 	}
-	var resp response
-	if err := json.Unmarshal(rdata, &resp); err != nil {
-		closeAll(rfiles)
-		return response{}, nil, c.broken(fmt.Errorf("holder: %s: malformed response: %w", req.Op, err))
-	}
 	if !resp.OK {
-		closeAll(rfiles)
+		jsonmsg.CloseAll(rfiles)
 		if resp.Code == codeBusy || resp.Code == codeClosed {
 			return response{}, nil, c.broken(&Error{Op: req.Op, Code: resp.Code, Msg: resp.Error})
 		}
 		return response{}, nil, &Error{Op: req.Op, Code: resp.Code, Msg: resp.Error}
 	}
 	if len(rfiles) != want {
-		closeAll(rfiles)
+		jsonmsg.CloseAll(rfiles)
 		return response{}, nil, c.broken(fmt.Errorf("holder: %s: response carries %d descriptors, want %d (closed)", req.Op, len(rfiles), want))
 	}
 	return resp, rfiles, nil
@@ -247,7 +242,7 @@ func (c *Client) FetchEntries(names []string, remove bool) ([]Entry, []*os.File,
 		return nil, nil, err
 	}
 	if len(resp.Entries) != len(names) {
-		closeAll(files)
+		jsonmsg.CloseAll(files)
 		return nil, nil, c.brokenLocked(fmt.Errorf("holder: fetch: response describes %d entries for %d names", len(resp.Entries), len(names)))
 	}
 	entries := make([]Entry, len(resp.Entries))
