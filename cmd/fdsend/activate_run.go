@@ -12,10 +12,15 @@ import (
 
 	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/internal/fdstore"
 	"github.com/fdsend/fdsend/internal/launch"
 	"golang.org/x/sys/unix"
 )
+
+// connectionFDName is the name of an accepted connection (--accept) whose
+// listener has no name of its own, as systemd names Accept=yes connections.
+const connectionFDName = "connection"
 
 // forwarded are the signals the launcher passes on to its children.
 var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
@@ -38,7 +43,7 @@ func (cfg *activateConfig) run() int {
 	// Descriptors inherited through LISTEN_FDS come first, names kept.
 	inherited, err := inheritedFiles()
 	if err != nil {
-		logf("inherited descriptors: %v", err)
+		logf("inherited descriptors: %s", plain(err))
 		return 1
 	}
 	var sockets []activation.NamedFile
@@ -67,7 +72,7 @@ func (cfg *activateConfig) run() int {
 	for i, a := range cfg.addrs {
 		l, err := addr.Listen(a, cfg.sockType)
 		if err != nil {
-			logf("%v", err)
+			logf("%v", listenError(a.String(), err))
 			return 1
 		}
 		closers = append(closers, l.Close)
@@ -80,13 +85,13 @@ func (cfg *activateConfig) run() int {
 	if cfg.fdstore >= 0 {
 		store, err = fdstore.New(cfg.fdstore, os.Getenv("NOTIFY_SOCKET"), logf)
 		if err != nil {
-			logf("%v", err)
+			logf("descriptor store: %s", plain(err))
 			return 1
 		}
 		defer store.Close()
 		env = setEnv(env, "NOTIFY_SOCKET="+store.Addr())
 		env = applySetenv(env, cfg.setenv) // -E still wins
-		logf("descriptor store for %d descriptors at NOTIFY_SOCKET=%s", cfg.fdstore, store.Addr())
+		logf("descriptor store for %s at NOTIFY_SOCKET=%s", plural(cfg.fdstore, "descriptor"), store.Addr())
 	}
 
 	for pending := true; pending; {
@@ -126,9 +131,9 @@ func inheritedFiles() ([]activation.File, error) {
 		return nil, err
 	}
 	for i := range files {
-		if err := activation.ValidateName(files[i].Name); err != nil {
-			logf("inherited fd %d: name %q cannot be passed on (%v); calling it %q", 3+i, files[i].Name, err, defaultFDName)
-			files[i].Name = defaultFDName
+		if err := fdname.Check(files[i].Name); err != nil {
+			logf("inherited fd %d: name %q cannot be passed on (%s); calling it %q", 3+i, files[i].Name, plain(err), fdname.Unknown)
+			files[i].Name = fdname.Unknown
 		}
 	}
 	return files, nil
@@ -181,8 +186,8 @@ func storedFiles(store *fdstore.Server) []activation.NamedFile {
 	var files []activation.NamedFile
 	var names []string
 	for _, e := range entries {
-		if err := activation.ValidateName(e.Name); err != nil {
-			logf("stored descriptor %q not passed: %v", e.Name, err)
+		if err := fdname.Check(e.Name); err != nil {
+			logf("stored descriptor %q not passed: %s", e.Name, plain(err))
 			e.File.Close()
 			continue
 		}
@@ -190,7 +195,7 @@ func storedFiles(store *fdstore.Server) []activation.NamedFile {
 		names = append(names, e.Name)
 	}
 	if len(files) > 0 {
-		logf("passing %d stored descriptors (%s)", len(files), strings.Join(names, ", "))
+		logf("passing %s (%s)", plural(len(files), "stored descriptor"), strings.Join(names, ", "))
 	}
 	return files
 }
@@ -230,7 +235,7 @@ func (cfg *activateConfig) runAccept(sockets []activation.NamedFile, env []strin
 	a := &launch.Acceptor{Logf: logf}
 	for _, s := range sockets {
 		name := s.Name
-		if name == defaultFDName {
+		if name == fdname.Unknown {
 			name = connectionFDName
 		}
 		a.Listeners = append(a.Listeners, launch.Listener{File: s.File.(*os.File), Name: name})
@@ -258,7 +263,7 @@ func childEnv(environ, setenv []string) []string {
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		listen := false
-		for _, v := range listenVars {
+		for _, v := range fdname.ListenVars {
 			listen = listen || name == v
 		}
 		if !listen {
