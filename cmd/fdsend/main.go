@@ -35,6 +35,9 @@ func register(c *Command) {
 	commands[name] = c
 }
 
+// seeHelp ends the message of a usage error at the top level.
+const seeHelp = "Run 'fdsend help' for the list of commands.\n"
+
 // exitUsage is the status for a usage error: nothing was started.
 const exitUsage = 2
 
@@ -53,8 +56,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		if len(args) > 1 && name == "help" {
 			c, ok := commands[args[1]]
 			if !ok {
-				fmt.Fprintf(stderr, "fdsend: unknown command %q\n", args[1])
-				usage(stderr)
+				fmt.Fprintf(stderr, "fdsend: unknown command %q\n%s", args[1], seeHelp)
 				return exitUsage
 			}
 			return c.execute([]string{"--help"}, stdout, stderr)
@@ -67,11 +69,10 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		c, ok := commands[name]
 		if !ok {
 			if strings.HasPrefix(name, "-") {
-				fmt.Fprintf(stderr, "fdsend: unknown flag %s\n", name)
+				fmt.Fprintf(stderr, "fdsend: unknown flag %s: a COMMAND comes first\n%s", name, seeHelp)
 			} else {
-				fmt.Fprintf(stderr, "fdsend: unknown command %q\n", name)
+				fmt.Fprintf(stderr, "fdsend: unknown command %q\n%s", name, seeHelp)
 			}
-			usage(stderr)
 			return exitUsage
 		}
 		return c.execute(args[1:], stdout, stderr)

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"strings"
 	"syscall"
 
@@ -51,8 +53,21 @@ func reason(err error) string {
 // messages that wrap EINVAL already say what is invalid.
 func plain(err error) string {
 	s := err.Error()
+	for _, op := range []string{"store", "fetch", "list", "remove"} {
+		// holder.Error's "holder: OP: ".
+		s = strings.ReplaceAll(s, "holder: "+op+": ", "")
+	}
 	for _, p := range []string{"holder: ", "activation: ", "notify: ", "fdsend: "} {
 		s = strings.TrimPrefix(s, p)
+		s = strings.ReplaceAll(s, ": "+p, ": ")
+	}
+	var uu user.UnknownUserError
+	var ug user.UnknownGroupError
+	switch {
+	case errors.As(err, &uu):
+		s = strings.TrimSuffix(s, uu.Error()) + "no such user"
+	case errors.As(err, &ug):
+		s = strings.TrimSuffix(s, ug.Error()) + "no such group"
 	}
 	if errors.Is(err, syscall.EINVAL) {
 		s = strings.TrimSuffix(s, ": "+syscall.EINVAL.Error())
@@ -121,11 +136,19 @@ func requestError(sock string, err error) error {
 	case errors.As(err, &he):
 		return errors.New(he.Msg)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errors.New(sock + ": no answer in time (is it a holder?)")
+		return fmt.Errorf("%s: no answer within %v (is it a holder?)", sock, holder.DefaultTimeout)
 	case errors.As(err, &se), errors.As(err, &te):
 		return errors.New(sock + ": the answer is not the holder protocol (is it a holder?)")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return errors.New(sock + ": the connection was closed without an answer (is it a holder?)")
 	}
 	return errors.New(plain(err))
+}
+
+// each returns the errors errors.Join joined in err, or err alone.
+func each(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -60,7 +60,11 @@ func transferFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 			fmt.Printf("gone %s\n", escape(n))
 		}
 		if err != nil {
-			return 1, err
+			// A line per name that failed.
+			for _, e := range each(err) {
+				c.logf("%s", plain(e))
+			}
+			return 1, nil
 		}
 		return 0, nil
 	}
