@@ -114,7 +114,7 @@ func (cfg *activateConfig) run() int {
 		status, err = cfg.runSupervised(sockets, env, store, sigs)
 	}
 	if err != nil {
-		logf("%v", err)
+		logf("%s", plain(err))
 		if status == 0 {
 			status = 1
 		}
@@ -180,7 +180,7 @@ func (cfg *activateConfig) runSupervised(sockets []activation.NamedFile, env []s
 func storedFiles(store *fdstore.Server) []activation.NamedFile {
 	entries, err := store.Dup()
 	if err != nil {
-		logf("descriptor store: %v; starting without the stored descriptors", err)
+		logf("descriptor store: %s; starting without the stored descriptors", plain(err))
 		return nil
 	}
 	var files []activation.NamedFile

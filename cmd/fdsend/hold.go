@@ -99,7 +99,7 @@ func hold(c *Command, path string, cfg holder.Config) (int, error) {
 	case sig := <-sigs:
 		c.logf("%v: closing everything held", sig)
 		if err := srv.Close(); err != nil {
-			c.logf("closing: %v", err)
+			c.logf("closing: %s", reason(err))
 		}
 		<-served
 		return 0, nil
