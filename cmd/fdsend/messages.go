@@ -43,6 +43,13 @@ func reason(err error) string {
 		return errno.Error()
 	}
 	if errors.As(err, &pe) {
+		// internal/sockfile's refusals to replace what is at a path.
+		switch {
+		case errors.Is(err, syscall.EEXIST):
+			return "a file that is not a socket is there (left alone)"
+		case errors.Is(err, syscall.EADDRINUSE):
+			return "a process is serving on it"
+		}
 		return plain(pe.Err)
 	}
 	return plain(err)

@@ -107,6 +107,10 @@ func TestMessages(t *testing.T) {
 		// Sockets that cannot be made.
 		{"listen permission denied", nobody, []string{"activate", "-l", filepath.Join(private, "x.sock"), "true"},
 			"fdsend activate: cannot listen on " + filepath.Join(private, "x.sock") + ": permission denied\n", 1},
+		{"hold on a file", cliOpts{}, []string{"hold", file},
+			"fdsend hold: cannot listen on " + file + ": a file that is not a socket is there (left alone)\n", 1},
+		{"hold on a holder", cliOpts{}, []string{"hold", sock},
+			"fdsend hold: cannot listen on " + sock + ": a process is serving on it\n", 1},
 		{"hold under a file", cliOpts{}, []string{"hold", filepath.Join(file, "h.sock")},
 			"fdsend hold: cannot listen on " + filepath.Join(file, "h.sock") + ": not a directory\n", 1},
 
