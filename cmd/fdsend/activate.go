@@ -6,41 +6,24 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
-	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/internal/launch"
 	"github.com/spf13/pflag"
 )
 
 func init() {
-	register(&subcommand{
-		name:    "activate",
-		summary: "listen on sockets and run a program with them (socket activation), restarting it if asked",
-		run:     runActivate,
-	})
+	register(activateCmd)
 }
 
-// defaultFDName is the name of a -l socket that --fdname does not name.
-// systemd-socket-activate sets no LISTEN_FDNAMES at all then, and
-// libsystemd's sd_listen_fds_with_names reports "unknown" for every
-// descriptor; we must set LISTEN_FDNAMES (inherited descriptors keep their
-// names), so we write that same "unknown".
-const defaultFDName = "unknown"
-
-// connectionFDName is the name of an accepted connection (--accept) whose
-// listener has no name of its own, as systemd names Accept=yes connections.
-const connectionFDName = "connection"
-
-// listenVars are set by the launcher for each child; -E may not set them.
-var listenVars = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID"}
-
-const activateUsage = `Usage: fdsend activate [OPTIONS] [--] COMMAND [ARGS...]
-
-Listen on the given sockets and run COMMAND at once with them, by systemd's
+// activateCmd is fdsend activate.
+var activateCmd = &Command{
+	UsageLine: "activate [OPTIONS] [--] COMMAND [ARGS...]",
+	Short:     "listen on sockets and run a program with them (socket activation), restarting it if asked",
+	Long: `Listen on the given sockets and run COMMAND at once with them, by systemd's
 socket-activation protocol: the sockets are descriptors 3, 4, ... in blocking
 mode, with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES set. Descriptors this
 launcher inherited through LISTEN_FDS are passed on first, with their names;
@@ -50,41 +33,31 @@ is being restarted wait in the backlog.
 
 SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 are forwarded to the child (to
 every child with --accept). After SIGTERM or SIGINT nothing is restarted and
-the launcher exits with the child's status (128+N if signal N killed it).
-
-Options:
-  -l, --listen=ADDR            listen on ADDR (repeatable)
-  -d, --datagram               datagram sockets instead of stream sockets
-      --seqpacket              SOCK_SEQPACKET sockets instead of stream sockets
-  -a, --accept                 one child per connection, the connection as fd 3
-      --inetd                  the socket (with -a, the connection) as stdin and
-                               stdout instead, without LISTEN_* variables
-  -E, --setenv=NAME[=VALUE]    set NAME for the child; NAME alone passes the
-                               launcher's value (repeatable)
-      --fdname=NAME[:NAME...]  names of the -l sockets: one name for all, or
-                               one per -l (default "unknown")
-      --restart=POLICY         restart the child when it exits: no (default),
-                               on-failure or always; a clean exit restarts at
-                               once, but at most one start per 100 ms; a
-                               failure within 1 s of the start waits 100 ms,
-                               doubling with each such failure in a row up
-                               to 5 s
-      --fdstore=N              give the child a NOTIFY_SOCKET that keeps up to N
-                               descriptors it stores (FDSTORE=1) and passes
-                               them back, named, after a restart
-  -h, --help                   show this help
-      --version                show fdsend's version
-`
-
-const activateFooter = `
-ADDR is PORT (every address, IPv6 and IPv4), IPv4:PORT, [IPv6]:PORT,
+the launcher exits with the child's status (128+N if signal N killed it).`,
+	Footer: `ADDR is PORT (every address, IPv6 and IPv4), IPv4:PORT, [IPv6]:PORT,
 /path (a Unix socket; a stale socket file there is replaced) or @name (an
 abstract Unix socket). Host names are not resolved. Port 0 picks a free port;
 the log line on standard error says which.
 
 Exit status: the child's; 2 for a usage error (nothing started); 1 if a
-socket cannot be opened; 126 or 127 if COMMAND cannot be run.
-`
+socket cannot be opened; 126 or 127 if COMMAND cannot be run.`,
+	StopAtArg: true, // options end at COMMAND
+	Flags: func(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
+		var f activateFlags
+		f.define(fs)
+		return func(args []string) (int, error) {
+			if f.version {
+				io.WriteString(os.Stdout, versionLine())
+				return 0, nil
+			}
+			cfg, err := f.config(fs, args)
+			if err != nil {
+				return 0, err
+			}
+			return cfg.run(), nil
+		}
+	},
+}
 
 // listValue is a repeatable string option; every occurrence is appended
 // (pflag's StringArray would let an aliased flag start the list afresh).
@@ -110,117 +83,88 @@ type activateConfig struct {
 	argv     []string
 }
 
-// usageError is a command-line error: exit status 2, nothing started.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
-}
-
 // activateFlags holds the options as pflag parses them.
 type activateFlags struct {
-	listen, setenv, fdnames                  []string
-	datagram, seqpacket, accept, inetd, help bool
-	version                                  bool
-	restart                                  string
-	fdstore                                  int
+	listen, setenv, fdnames            []string
+	datagram, seqpacket, accept, inetd bool
+	version                            bool
+	restart                            string
+	fdstore                            int
 }
 
-// flagSet returns the flag set of `fdsend activate`, storing into f. The
-// help text is activateUsage, written by hand (a test checks that it lists
-// every flag).
-func (f *activateFlags) flagSet() *pflag.FlagSet {
-	fs := pflag.NewFlagSet("activate", pflag.ContinueOnError)
-	fs.SetInterspersed(false) // options end at COMMAND
-	fs.SetOutput(io.Discard)  // errors are reported by the caller
-	fs.VarP(listValue{&f.listen, "ADDR"}, "listen", "l", "listen on ADDR")
-	fs.BoolVarP(&f.datagram, "datagram", "d", false, "datagram sockets")
-	fs.BoolVar(&f.seqpacket, "seqpacket", false, "seqpacket sockets")
-	fs.BoolVarP(&f.accept, "accept", "a", false, "one child per connection")
-	fs.BoolVar(&f.inetd, "inetd", false, "socket as stdin and stdout")
-	fs.VarP(listValue{&f.setenv, "NAME[=VALUE]"}, "setenv", "E", "set a variable for the child")
+// define defines the options of fdsend activate on fs, storing into f.
+func (f *activateFlags) define(fs *pflag.FlagSet) {
+	fs.VarP(listValue{&f.listen, "ADDR"}, "listen", "l", "listen on `ADDR` (repeatable)")
+	fs.BoolVarP(&f.datagram, "datagram", "d", false, "datagram sockets instead of stream sockets")
+	fs.BoolVar(&f.seqpacket, "seqpacket", false, "SOCK_SEQPACKET sockets instead of stream sockets")
+	fs.BoolVarP(&f.accept, "accept", "a", false, "one child per connection, the connection as fd 3")
+	fs.BoolVar(&f.inetd, "inetd", false, "the socket (with -a, the connection) as stdin and stdout instead, without LISTEN_* variables")
+	fs.VarP(listValue{&f.setenv, "NAME[=VALUE]"}, "setenv", "E", "set NAME for the child; NAME alone passes the launcher's value (repeatable)")
 	fs.Var(listValue{&f.setenv, "NAME[=VALUE]"}, "environment", "old name of --setenv")
 	fs.MarkHidden("environment") // as in systemd-socket-activate
-	fs.Var(listValue{&f.fdnames, "NAME[:NAME...]"}, "fdname", "names of the -l sockets")
-	fs.StringVar(&f.restart, "restart", "no", "restart policy")
-	fs.IntVar(&f.fdstore, "fdstore", -1, "descriptor store size")
-	fs.BoolVarP(&f.help, "help", "h", false, "show this help")
-	fs.BoolVar(&f.version, "version", false, "show the version")
-	return fs
+	fs.Var(listValue{&f.fdnames, "NAME[:NAME...]"}, "fdname", `names of the -l sockets: one name for all, or one per -l (default "unknown")`)
+	fs.StringVar(&f.restart, "restart", "no", "restart the child when it exits: `POLICY` is no (default), on-failure or always; a clean exit restarts at once, but at most one start per 100\u00a0ms; a failure within 1\u00a0s of the start waits 100\u00a0ms, doubling with each such failure in a row up to 5\u00a0s")
+	fs.IntVar(&f.fdstore, "fdstore", -1, "give the child a NOTIFY_SOCKET that keeps up to `N` descriptors it stores (FDSTORE=1) and passes them back, named, after a restart")
+	fs.BoolVar(&f.version, "version", false, "show fdsend's version")
 }
 
-// parseActivate parses and checks the command line. help is true when
-// --help was given (the usage has been written to stdout).
-func parseActivate(args []string, stdout io.Writer) (cfg *activateConfig, help bool, err error) {
-	var f activateFlags
-	fs := f.flagSet()
-	if err := fs.Parse(args); err != nil {
-		return nil, false, usagef("%v", err)
-	}
-	if f.help {
-		io.WriteString(stdout, activateUsage+activateFooter)
-		return nil, true, nil
-	}
-	if f.version {
-		fmt.Fprintf(stdout, "fdsend activate %s\n", version())
-		return nil, true, nil
-	}
+// config checks the parsed options and the arguments left (COMMAND and
+// its arguments).
+func (f *activateFlags) config(fs *pflag.FlagSet, argv []string) (cfg *activateConfig, err error) {
 	listen, setenv, fdnames := f.listen, f.setenv, f.fdnames
 	datagram, seqpacket, accept, inetd := f.datagram, f.seqpacket, f.accept, f.inetd
 	restart, fdstore := f.restart, f.fdstore
-	cfg = &activateConfig{sockType: syscall.SOCK_STREAM, accept: accept, inetd: inetd, fdstore: -1, argv: fs.Args()}
+	cfg = &activateConfig{sockType: syscall.SOCK_STREAM, accept: accept, inetd: inetd, fdstore: -1, argv: argv}
 	if len(cfg.argv) == 0 {
-		return nil, false, usagef("COMMAND is missing")
+		return nil, usagef("COMMAND is missing")
 	}
 	if cfg.argv[0] == "" {
-		return nil, false, usagef("COMMAND is empty")
+		return nil, usagef("COMMAND is empty")
 	}
 	switch {
 	case datagram && seqpacket:
-		return nil, false, usagef("--datagram and --seqpacket exclude each other")
+		return nil, usagef("--datagram and --seqpacket exclude each other")
 	case datagram:
 		cfg.sockType = syscall.SOCK_DGRAM
 	case seqpacket:
 		cfg.sockType = syscall.SOCK_SEQPACKET
 	}
 	if datagram && accept {
-		return nil, false, usagef("--accept needs connections: not with --datagram")
+		return nil, usagef("--accept needs connections: not with --datagram")
 	}
 	if cfg.restart, err = launch.ParseRestart(restart); err != nil {
-		return nil, false, usagef("--restart: %v", err)
+		return nil, usagef("--restart: %s", plain(err))
 	}
 	if accept && cfg.restart != launch.RestartNo {
-		return nil, false, usagef("--restart does not apply to --accept (every connection gets a new child)")
+		return nil, usagef("--restart does not apply to --accept (every connection gets a new child)")
 	}
 	if fs.Changed("fdstore") {
 		if fdstore < 0 {
-			return nil, false, usagef("--fdstore=%d: want a number of descriptors, 0 or more", fdstore)
+			return nil, usagef("--fdstore=%d: want a number of descriptors, 0 or more", fdstore)
 		}
 		if accept || inetd {
-			return nil, false, usagef("--fdstore does not combine with --accept or --inetd")
+			return nil, usagef("--fdstore does not combine with --accept or --inetd")
 		}
 		cfg.fdstore = fdstore
 	}
 	for _, s := range listen {
 		a, err := addr.Parse(s)
 		if err != nil {
-			return nil, false, usagef("--listen: %v", err)
+			return nil, usagef("--listen: %s", plain(err))
 		}
 		cfg.addrs = append(cfg.addrs, a)
 	}
 	if cfg.names, err = expandNames(fdnames, len(cfg.addrs)); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	for _, s := range setenv {
 		kv, err := envAssignment(s)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		cfg.setenv = append(cfg.setenv, kv)
 	}
-	return cfg, false, nil
+	return cfg, nil
 }
 
 // expandNames turns the --fdname values into one name per -l socket.
@@ -228,8 +172,8 @@ func expandNames(fdnames []string, n int) ([]string, error) {
 	var names []string
 	for _, v := range fdnames {
 		for _, name := range strings.Split(v, ":") {
-			if err := activation.ValidateName(name); err != nil {
-				return nil, usagef("--fdname: %v", err)
+			if err := fdname.Check(name); err != nil {
+				return nil, usagef("--fdname: %s", plain(err))
 			}
 			names = append(names, name)
 		}
@@ -238,7 +182,7 @@ func expandNames(fdnames []string, n int) ([]string, error) {
 	switch {
 	case len(names) == 0:
 		for i := range out {
-			out[i] = defaultFDName
+			out[i] = fdname.Unknown
 		}
 	case n == 0:
 		return nil, usagef("--fdname names -l sockets, and there is none")
@@ -249,7 +193,7 @@ func expandNames(fdnames []string, n int) ([]string, error) {
 	case len(names) == n:
 		copy(out, names)
 	default:
-		return nil, usagef("--fdname gives %d names for %d -l sockets: give one for all or one each", len(names), n)
+		return nil, usagef("--fdname gives %s for %s: give one for all or one each", plural(len(names), "name"), plural(n, "-l socket"))
 	}
 	return out, nil
 }
@@ -262,7 +206,7 @@ func envAssignment(s string) (string, error) {
 	if !validEnvName(name) {
 		return "", usagef("--setenv %q: %q is not a valid variable name (letters, digits and '_', not starting with a digit)", s, name)
 	}
-	for _, v := range listenVars {
+	for _, v := range fdname.ListenVars {
 		if name == v {
 			return "", usagef("--setenv %q: %s is set by fdsend activate", s, name)
 		}
@@ -294,39 +238,13 @@ func validEnvName(name string) bool {
 // lookCommand checks that COMMAND can be run: the status is 127 when it is
 // not found and 126 when it is not executable, as in a shell.
 func lookCommand(name string) (int, error) {
-	_, err := exec.LookPath(name)
-	if err == nil {
-		return 0, nil
+	if _, err := exec.LookPath(name); err != nil {
+		return commandStatus(err), errors.New(commandError(name, err))
 	}
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
-		return 127, err
-	}
-	return 126, err
-}
-
-// runActivate is the entry point of `fdsend activate`.
-func runActivate(args []string) int {
-	cfg, help, err := parseActivate(args, os.Stdout)
-	if help {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "fdsend activate: %v\nRun 'fdsend activate --help' for usage.\n", err)
-		return exitUsage
-	}
-	return cfg.run()
+	return 0, nil
 }
 
 // logf writes one line of the launcher's log to standard error.
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "fdsend activate: "+format+"\n", args...)
-}
-
-// version is the module version fdsend was built from ("(devel)" for a
-// build from a work tree).
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -99,7 +100,7 @@ func TestParseActivateErrors(t *testing.T) {
 		{[]string{"--fdstore=4", "-a", "-l", "80", "srv"}, "does not combine"},
 		{[]string{"--fdstore=4", "--inetd", "-l", "80", "srv"}, "does not combine"},
 		{[]string{"--fdname=web", "srv"}, "there is none"},
-		{[]string{"-l", "80", "--fdname=a:b", "srv"}, "2 names for 1 -l sockets"},
+		{[]string{"-l", "80", "--fdname=a:b", "srv"}, "2 names for 1 -l socket: "}, // was "1 -l sockets" (plural fixed)
 		{[]string{"-l", "80", "--fdname=", "srv"}, "empty descriptor name"},
 		{[]string{"-l", "80", "-l", "81", "--fdname=a::b", "srv"}, "empty descriptor name"},
 		{[]string{"-l", "80", "--fdname=tab\there", "srv"}, "control character"},
@@ -122,11 +123,11 @@ func TestParseActivateErrors(t *testing.T) {
 	}
 }
 
-// TestActivateUsageListsEveryFlag keeps the hand-written help in step with
-// the flag set.
+// TestActivateUsageListsEveryFlag keeps the help in step with the flag set.
 func TestActivateUsageListsEveryFlag(t *testing.T) {
-	var f activateFlags
-	f.flagSet().VisitAll(func(fl *pflag.Flag) {
+	activateUsage := activateCmd.help()
+	fs, _, _ := activateCmd.flagSet()
+	fs.VisitAll(func(fl *pflag.Flag) {
 		if fl.Hidden {
 			return
 		}
@@ -145,4 +146,30 @@ func TestActivateUsageListsEveryFlag(t *testing.T) {
 	if !strings.HasPrefix(b.String(), "Usage: fdsend activate") {
 		t.Errorf("-h wrote %q", b.String())
 	}
+}
+
+// parseActivate parses args as fdsend activate does, through its Command,
+// and returns the checked configuration instead of running it; help is
+// true when -h/--help or --version was answered on stdout.
+func parseActivate(args []string, stdout io.Writer) (cfg *activateConfig, help bool, err error) {
+	c := *activateCmd
+	c.Flags = func(_ *Command, fs *pflag.FlagSet) func([]string) (int, error) {
+		var f activateFlags
+		f.define(fs)
+		return func(argv []string) (int, error) {
+			if f.version {
+				io.WriteString(stdout, versionLine())
+				help = true
+				return 0, nil
+			}
+			cfg, err = f.config(fs, argv)
+			return 0, err
+		}
+	}
+	fs, run, done, err := c.parse(args, stdout)
+	if done || err != nil {
+		return nil, done, err
+	}
+	_, err = run(fs.Args())
+	return cfg, help, err
 }

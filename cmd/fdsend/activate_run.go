@@ -13,10 +13,15 @@ import (
 	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/activation/spawn"
 	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/internal/fdstore"
 	"github.com/fdsend/fdsend/internal/launch"
 	"golang.org/x/sys/unix"
 )
+
+// connectionFDName is the name of an accepted connection (--accept) whose
+// listener has no name of its own, as systemd names Accept=yes connections.
+const connectionFDName = "connection"
 
 // forwarded are the signals the launcher passes on to its children.
 var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
@@ -39,7 +44,7 @@ func (cfg *activateConfig) run() int {
 	// Descriptors inherited through LISTEN_FDS come first, names kept.
 	inherited, err := inheritedFiles()
 	if err != nil {
-		logf("inherited descriptors: %v", err)
+		logf("inherited descriptors: %s", plain(err))
 		return 1
 	}
 	var sockets []spawn.NamedFile
@@ -68,7 +73,7 @@ func (cfg *activateConfig) run() int {
 	for i, a := range cfg.addrs {
 		l, err := addr.Listen(a, cfg.sockType)
 		if err != nil {
-			logf("%v", err)
+			logf("%v", listenError(a.String(), err))
 			return 1
 		}
 		closers = append(closers, l.Close)
@@ -81,13 +86,13 @@ func (cfg *activateConfig) run() int {
 	if cfg.fdstore >= 0 {
 		store, err = fdstore.New(cfg.fdstore, os.Getenv("NOTIFY_SOCKET"), logf)
 		if err != nil {
-			logf("%v", err)
+			logf("descriptor store: %s", plain(err))
 			return 1
 		}
 		defer store.Close()
 		env = setEnv(env, "NOTIFY_SOCKET="+store.Addr())
 		env = applySetenv(env, cfg.setenv) // -E still wins
-		logf("descriptor store for %d descriptors at NOTIFY_SOCKET=%s", cfg.fdstore, store.Addr())
+		logf("descriptor store for %s at NOTIFY_SOCKET=%s", plural(cfg.fdstore, "descriptor"), store.Addr())
 	}
 
 	for pending := true; pending; {
@@ -110,7 +115,7 @@ func (cfg *activateConfig) run() int {
 		status, err = cfg.runSupervised(sockets, env, store, sigs)
 	}
 	if err != nil {
-		logf("%v", err)
+		logf("%s", plain(err))
 		if status == 0 {
 			status = 1
 		}
@@ -127,9 +132,9 @@ func inheritedFiles() ([]activation.File, error) {
 		return nil, err
 	}
 	for i := range files {
-		if err := activation.ValidateName(files[i].Name); err != nil {
-			logf("inherited fd %d: name %q cannot be passed on (%v); calling it %q", 3+i, files[i].Name, err, defaultFDName)
-			files[i].Name = defaultFDName
+		if err := fdname.Check(files[i].Name); err != nil {
+			logf("inherited fd %d: name %q cannot be passed on (%s); calling it %q", 3+i, files[i].Name, plain(err), fdname.Unknown)
+			files[i].Name = fdname.Unknown
 		}
 	}
 	return files, nil
@@ -176,14 +181,14 @@ func (cfg *activateConfig) runSupervised(sockets []spawn.NamedFile, env []string
 func storedFiles(store *fdstore.Server) []spawn.NamedFile {
 	entries, err := store.Dup()
 	if err != nil {
-		logf("descriptor store: %v; starting without the stored descriptors", err)
+		logf("descriptor store: %s; starting without the stored descriptors", plain(err))
 		return nil
 	}
 	var files []spawn.NamedFile
 	var names []string
 	for _, e := range entries {
-		if err := activation.ValidateName(e.Name); err != nil {
-			logf("stored descriptor %q not passed: %v", e.Name, err)
+		if err := fdname.Check(e.Name); err != nil {
+			logf("stored descriptor %q not passed: %s", e.Name, plain(err))
 			e.File.Close()
 			continue
 		}
@@ -191,7 +196,7 @@ func storedFiles(store *fdstore.Server) []spawn.NamedFile {
 		names = append(names, e.Name)
 	}
 	if len(files) > 0 {
-		logf("passing %d stored descriptors (%s)", len(files), strings.Join(names, ", "))
+		logf("passing %s (%s)", plural(len(files), "stored descriptor"), strings.Join(names, ", "))
 	}
 	return files
 }
@@ -231,7 +236,7 @@ func (cfg *activateConfig) runAccept(sockets []spawn.NamedFile, env []string, si
 	a := &launch.Acceptor{Logf: logf}
 	for _, s := range sockets {
 		name := s.Name
-		if name == defaultFDName {
+		if name == fdname.Unknown {
 			name = connectionFDName
 		}
 		a.Listeners = append(a.Listeners, launch.Listener{File: s.File.(*os.File), Name: name})
@@ -259,7 +264,7 @@ func childEnv(environ, setenv []string) []string {
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		listen := false
-		for _, v := range listenVars {
+		for _, v := range fdname.ListenVars {
 			listen = listen || name == v
 		}
 		if !listen {

@@ -4,43 +4,39 @@
 //
 //	fdsend COMMAND [OPTIONS] [ARGS...]
 //	fdsend help [COMMAND]
+//	fdsend --version
 //
-// Each subcommand lives in a file of its own and adds itself to the table
-// of subcommands with register from an init function; main only dispatches.
-// Exit status 2 means a usage error: nothing was started.
+// Each subcommand is a Command (command.go) in a file of its own, added to
+// the table with register from an init function; main only dispatches.
+// Exit status 2 means a usage error: nothing was started. docs/errors.md
+// lists every message and status.
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 )
 
-// subcommand is one entry of the table of subcommands.
-type subcommand struct {
-	// name is the word on the command line: "activate".
-	name string
-	// summary is one line for `fdsend help`.
-	summary string
-	// run executes the subcommand with the arguments after its name and
-	// returns the process's exit status. It handles -h/--help itself.
-	run func(args []string) int
-}
-
-// subcommands is the table of subcommands, filled by register.
-var subcommands = map[string]*subcommand{}
+// commands is the table of subcommands by name, filled by register.
+var commands = map[string]*Command{}
 
 // register adds a subcommand to the table. Each subcommand's file calls it
-// from init. Registering a name twice is a programming error and panics at
+// from init. A bad or duplicate name is a programming error and panics at
 // start-up.
-func register(c *subcommand) {
-	if _, dup := subcommands[c.name]; dup || c.name == "" || c.name == "help" {
-		panic("fdsend: bad or duplicate subcommand name " + c.name)
+func register(c *Command) {
+	name := c.Name()
+	if _, dup := commands[name]; dup || name == "" || name == "help" || strings.HasPrefix(name, "-") {
+		panic("fdsend: bad or duplicate subcommand name " + name)
 	}
-	subcommands[c.name] = c
+	commands[name] = c
 }
+
+// seeHelp ends the message of a usage error at the top level.
+const seeHelp = "Run 'fdsend help' for the list of commands.\n"
 
 // exitUsage is the status for a usage error: nothing was started.
 const exitUsage = 2
@@ -58,32 +54,36 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	switch name := args[0]; name {
 	case "help", "-h", "--help":
 		if len(args) > 1 && name == "help" {
-			c, ok := subcommands[args[1]]
+			c, ok := commands[args[1]]
 			if !ok {
-				fmt.Fprintf(stderr, "fdsend: unknown command %q\n", args[1])
-				usage(stderr)
+				fmt.Fprintf(stderr, "fdsend: unknown command %q\n%s", args[1], seeHelp)
 				return exitUsage
 			}
-			return c.run([]string{"--help"})
+			return c.execute([]string{"--help"}, stdout, stderr)
 		}
 		usage(stdout)
 		return 0
+	case "--version":
+		return commands["version"].execute(args[1:], stdout, stderr)
 	default:
-		c, ok := subcommands[name]
+		c, ok := commands[name]
 		if !ok {
-			fmt.Fprintf(stderr, "fdsend: unknown command %q\n", name)
-			usage(stderr)
+			if strings.HasPrefix(name, "-") {
+				fmt.Fprintf(stderr, "fdsend: unknown flag %s: a COMMAND comes first\n%s", name, seeHelp)
+			} else {
+				fmt.Fprintf(stderr, "fdsend: unknown command %q\n%s", name, seeHelp)
+			}
 			return exitUsage
 		}
-		return c.run(args[1:])
+		return c.execute(args[1:], stdout, stderr)
 	}
 }
 
 // usage prints the list of subcommands.
 func usage(w io.Writer) {
-	names := make([]string, 0, len(subcommands))
+	names := make([]string, 0, len(commands))
 	width := 0
-	for n := range subcommands {
+	for n := range commands {
 		names = append(names, n)
 		width = max(width, len(n))
 	}
@@ -91,8 +91,21 @@ func usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("Usage: fdsend COMMAND [OPTIONS] [ARGS...]\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-*s  %s\n", width, n, subcommands[n].summary)
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, n, commands[n].Short)
 	}
 	b.WriteString("\nRun 'fdsend help COMMAND' or 'fdsend COMMAND --help' for a command's options.\n")
 	io.WriteString(w, b.String())
 }
+
+// version is the module version fdsend was built from ("(devel)" for a
+// build from a work tree).
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// versionLine is what fdsend --version, fdsend version and fdsend activate
+// --version print.
+func versionLine() string { return "fdsend activate " + version() + "\n" }

@@ -1,32 +1,25 @@
 package main
 
+import "github.com/spf13/pflag"
+
 func init() {
-	register(&subcommand{
-		name:    "rm",
-		summary: "remove names from a holder, closing their descriptors",
-		run:     runRm,
+	register(&Command{
+		UsageLine: "rm SOCKET NAME...",
+		Short:     "remove names from a holder, closing their descriptors",
+		Long: `Remove each NAME from the holder at SOCKET; the holder closes its
+descriptor. A name that is not held is an error; the other names are still
+removed.`,
+		Footer: "Exit status: 0 if every name was removed, 1 otherwise, 2 for a usage error.",
+		Flags:  rmFlags,
 	})
 }
 
-const rmUsage = `Usage: fdsend rm SOCKET NAME...
-
-Remove each NAME from the holder at SOCKET; the holder closes its
-descriptor. A name that is not held is an error; the other names are still
-removed.
-
-Options:
-` + holderUIDHelp + `  -h, --help      show this help
-
-Exit status: 0 if every name was removed, 1 otherwise, 2 for a usage error.
-`
-
-// runRm is the entry point of `fdsend rm`.
-func runRm(args []string) int {
-	c := newHolderCmd("rm", rmUsage)
-	c.addHolderUID()
-	return c.run(args, func(pos []string) (int, error) {
+// rmFlags defines the options of fdsend rm.
+func rmFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
+	uids := addHolderUID(fs)
+	return func(pos []string) (int, error) {
 		if len(pos) < 2 {
-			return 0, holderUsagef("want SOCKET NAME..., got %d arguments", len(pos))
+			return 0, usagef("want SOCKET NAME..., got %s", plural(len(pos), "argument"))
 		}
 		if err := checkSocket(pos[0]); err != nil {
 			return 0, err
@@ -34,7 +27,7 @@ func runRm(args []string) int {
 		if err := checkHolderNames(pos[1:]); err != nil {
 			return 0, err
 		}
-		cl, err := c.dialHolder(pos[0])
+		cl, err := uids.dial(pos[0])
 		if err != nil {
 			return 1, err
 		}
@@ -42,10 +35,10 @@ func runRm(args []string) int {
 		status := 0
 		for _, name := range pos[1:] {
 			if err := cl.Remove(name); err != nil {
-				c.logf("%v", err)
+				c.logf("%v", requestError(pos[0], err))
 				status = 1
 			}
 		}
 		return status, nil
-	})
+	}
 }

@@ -4,19 +4,14 @@ import (
 	"fmt"
 
 	"github.com/fdsend/fdsend/holder"
+	"github.com/spf13/pflag"
 )
 
 func init() {
-	register(&subcommand{
-		name:    "transfer",
-		summary: "copy everything a holder holds into another holder",
-		run:     runTransfer,
-	})
-}
-
-const transferUsage = `Usage: fdsend transfer FROM TO
-
-Copy every entry of the holder at socket FROM into the holder at socket TO,
+	register(&Command{
+		UsageLine: "transfer FROM TO",
+		Short:     "copy everything a holder holds into another holder",
+		Long: `Copy every entry of the holder at socket FROM into the holder at socket TO,
 each with the time it has left before it expires. A name TO already holds is
 reported and skipped (both keep what they had). FROM keeps its entries: to
 restart a holder, start the new one on another socket, transfer, then stop
@@ -25,34 +20,31 @@ the old one.
 Each name is reported on standard output: "copied NAME", "skipped NAME
 (already held by TO)", "gone NAME" (dropped by FROM meanwhile); failures on
 standard error. Names are escaped as fdsend ls escapes them. Both holders
-are checked against --holder-uid.
+are checked against --holder-uid.`,
+		Footer: `Exit status: 0 if every name was copied or skipped, 1 otherwise, 2 for a
+usage error.`,
+		Flags: transferFlags,
+	})
+}
 
-Options:
-` + holderUIDHelp + `  -h, --help      show this help
-
-Exit status: 0 if every name was copied or skipped, 1 otherwise, 2 for a
-usage error.
-`
-
-// runTransfer is the entry point of `fdsend transfer`.
-func runTransfer(args []string) int {
-	c := newHolderCmd("transfer", transferUsage)
-	c.addHolderUID()
-	return c.run(args, func(pos []string) (int, error) {
+// transferFlags defines the options of fdsend transfer.
+func transferFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
+	uids := addHolderUID(fs)
+	return func(pos []string) (int, error) {
 		if len(pos) != 2 {
-			return 0, holderUsagef("want FROM TO, got %d arguments", len(pos))
+			return 0, usagef("want FROM TO, got %s", plural(len(pos), "argument"))
 		}
 		for _, p := range pos {
 			if err := checkSocket(p); err != nil {
 				return 0, err
 			}
 		}
-		from, err := c.dialHolder(pos[0])
+		from, err := uids.dial(pos[0])
 		if err != nil {
 			return 1, err
 		}
 		defer from.Close()
-		to, err := c.dialHolder(pos[1])
+		to, err := uids.dial(pos[1])
 		if err != nil {
 			return 1, err
 		}
@@ -68,8 +60,12 @@ func runTransfer(args []string) int {
 			fmt.Printf("gone %s\n", escape(n))
 		}
 		if err != nil {
-			return 1, err
+			// A line per name that failed.
+			for _, e := range each(err) {
+				c.logf("%s", plain(e))
+			}
+			return 1, nil
 		}
 		return 0, nil
-	})
+	}
 }
