@@ -3,14 +3,12 @@
 package holder
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -117,66 +115,26 @@ func childSquatter() error {
 
 // squatter is a running childSquatter.
 type squatter struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-	done  chan error
+	t *testing.T
+	*fdtest.Child
 }
 
 // startSquatter runs childSquatter as user nobody (setpriv) on sock and
 // waits until it listens.
 func startSquatter(t *testing.T, sock string) *squatter {
 	t.Helper()
-	fdtest.NeedRoot(t, "it runs a child as nobody")
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Fatalf("setpriv is required: %v", err)
-	}
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", fdtest.WorldBinary(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=squatter", "SQUAT_SOCK="+sock)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &squatter{t: t, cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), done: make(chan error, 1)}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		s.wait()
-	})
-	if line, err := fdtest.ReadLine(s.out, childTimeout); line != "ready\n" {
+	s := &squatter{t: t, Child: fdtest.StartChild(t, childEnv, "squatter", true, "SQUAT_SOCK="+sock)}
+	if line, err := s.ReadLine(childTimeout); line != "ready\n" {
 		t.Fatalf("squatter: %q, %v", line, err)
 	}
 	return s
 }
 
-// wait reaps the child once.
-func (s *squatter) wait() {
-	select {
-	case <-s.done:
-	default:
-		go func() { s.done <- s.cmd.Wait() }()
-		select {
-		case err := <-s.done:
-			s.done <- err
-		case <-time.After(childTimeout):
-		}
-	}
-}
-
 // report ends the squatter and returns what it got.
 func (s *squatter) report() squatReport {
 	s.t.Helper()
-	s.stdin.Close()
-	line, err := fdtest.ReadLine(s.out, childTimeout)
+	s.In.Close()
+	line, err := s.ReadLine(childTimeout)
 	if err != nil {
 		s.t.Fatalf("squatter report: %q, %v", line, err)
 	}
@@ -211,7 +169,7 @@ func TestClientRefusesAbstractSquatter(t *testing.T) {
 	fdtest.Check(t)
 	sock := fmt.Sprintf("@fdsend-test-squat-%d", os.Getpid())
 	sq := startSquatter(t, sock)
-	pid := sq.cmd.Process.Pid
+	pid := sq.Cmd.Process.Pid
 
 	c, err := Dial(sock)
 	if c != nil {
@@ -284,7 +242,7 @@ func TestClientReconnectRefusesPathSquatter(t *testing.T) {
 	}
 
 	sq := startSquatter(t, sock)
-	pid := sq.cmd.Process.Pid
+	pid := sq.Cmd.Process.Pid
 	_, pw := pipe(t)
 	checkUntrusted(t, "Store after reconnecting", c.Store("web", pw, 0, false), pid)
 	c2, err := Dial(sock)

@@ -47,7 +47,7 @@ socket cannot be opened; 126 or 127 if COMMAND cannot be run.`,
 		f.define(fs)
 		return func(args []string) (int, error) {
 			if f.version {
-				io.WriteString(os.Stdout, versionLine())
+				io.WriteString(os.Stdout, "fdsend activate "+version()+"\n")
 				return 0, nil
 			}
 			cfg, err := f.config(fs, args)

@@ -585,24 +585,25 @@ func TestHolderCLIFull(t *testing.T) {
 	fdtest.Check(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "holder.sock")
-	h := startHoldVia(t, []string{"/bin/sh", "-c", `ulimit -n 48 && exec "$@"`, "sh"}, sock, "--max", "100")
-	// 48 descriptors, 32 kept in reserve: 4 connections and 12 entries.
-	if !h.waitLog("only 48 descriptors may be open (RLIMIT_NOFILE): holding at most 12 entries and serving 4 connections") {
+	h := startHoldVia(t, []string{"/bin/sh", "-c", `ulimit -n 128 && exec "$@"`, "sh"}, sock, "--max", "100")
+	// 128 descriptors: the reserve, 4 descriptors a connection for every
+	// sort of connection, one a lingering refusal, and 50 entries.
+	if !h.waitLog("only 128 descriptors may be open (RLIMIT_NOFILE): holding at most 50 entries and serving 4 connections") {
 		t.Errorf("holder did not fit its limits: %s", h.log())
 	}
 	stored := 0
-	for i := range 30 {
+	for i := range 80 {
 		r := fdsendRun(t, "store", sock, fmt.Sprint("n", i), "--file", "/dev/null")
 		if r.status != 0 {
-			if !strings.Contains(r.stderr, "the holder holds 12 entries, its limit") {
+			if !strings.Contains(r.stderr, "the holder holds 50 entries, its limit") {
 				t.Fatalf("store %d: %q", i, r.stderr)
 			}
 			break
 		}
 		stored++
 	}
-	if stored != 12 {
-		t.Fatalf("stored %d entries, want 12", stored)
+	if stored != 50 {
+		t.Fatalf("stored %d entries, want 50", stored)
 	}
 	// Full, and still serving: list, remove, store again.
 	if l := ls(t, sock); len(l) != stored {

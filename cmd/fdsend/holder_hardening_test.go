@@ -3,14 +3,12 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -91,34 +89,14 @@ func squatterChild() error {
 // function ends it and returns its report.
 func runSquatter(t *testing.T, sock string) (pid int, report func() map[string]int) {
 	t.Helper()
-	cmd := exec.Command(tool(t, "setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", fdtest.WorldBinary(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), childRoleEnv+"=squatter", "SQUAT_SOCK="+sock)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan struct{})
-	go func() { cmd.Wait(); close(waited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-waited
-	})
-	out := bufio.NewReader(stdout)
-	if line, err := fdtest.ReadLine(out, cliTimeout); line != "ready\n" {
+	c := fdtest.StartChild(t, childRoleEnv, "squatter", true, "SQUAT_SOCK="+sock)
+	if line, err := c.ReadLine(cliTimeout); line != "ready\n" {
 		t.Fatalf("squatter: %q, %v", line, err)
 	}
-	return cmd.Process.Pid, func() map[string]int {
+	return c.Cmd.Process.Pid, func() map[string]int {
 		t.Helper()
-		stdin.Close()
-		line, err := fdtest.ReadLine(out, cliTimeout)
+		c.In.Close()
+		line, err := c.ReadLine(cliTimeout)
 		var r map[string]int
 		if err != nil || json.Unmarshal([]byte(line), &r) != nil {
 			t.Fatalf("squatter report: %q, %v", line, err)

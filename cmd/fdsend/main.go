@@ -106,6 +106,7 @@ func version() string {
 	return "(devel)"
 }
 
-// versionLine is what fdsend --version, fdsend version and fdsend activate
-// --version print.
-func versionLine() string { return "fdsend activate " + version() + "\n" }
+// versionLine is what fdsend --version and fdsend version print;
+// fdsend activate --version names the subcommand, as
+// systemd-socket-activate --version names itself.
+func versionLine() string { return "fdsend " + version() + "\n" }

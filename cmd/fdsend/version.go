@@ -11,7 +11,7 @@ func init() {
 	register(&Command{
 		UsageLine: "version",
 		Short:     "print fdsend's version (also fdsend --version)",
-		Long:      "Print the version of the module fdsend was built from, as fdsend activate\n--version does: \"(devel)\" for a build from a work tree.",
+		Long:      "Print the version of the module fdsend was built from: \"(devel)\" for a\nbuild from a work tree.",
 		Footer:    "Exit status: 0; 2 for a usage error.",
 		Flags: func(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 			return func(args []string) (int, error) {

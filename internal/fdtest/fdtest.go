@@ -216,6 +216,83 @@ func Wait(cmd *exec.Cmd, d time.Duration) error {
 	}
 }
 
+// Child is the running test binary started again in a role by StartChild.
+type Child struct {
+	Cmd *exec.Cmd
+	// In is the child's standard input: closing it is how a test tells a
+	// role that waits on it to finish.
+	In io.WriteCloser
+	// Out reads the child's standard output. It is a pipe of the test's
+	// own, which the child's exit does not close (as exec.Cmd.Wait would
+	// close a StdoutPipe), so what it wrote last can still be read.
+	Out *bufio.Reader
+
+	done chan struct{}
+	err  error
+}
+
+// StartChild starts the test binary with -test.run=^$ and env=role (plus
+// extra environment), as user nobody through setpriv when asNobody (a
+// world-readable copy of the binary; the test is skipped without root, see
+// NeedRoot). The child's standard error is the test's. When the test ends
+// the child is killed and reaped.
+func StartChild(t testing.TB, env, role string, asNobody bool, extra ...string) *Child {
+	t.Helper()
+	var cmd *exec.Cmd
+	if asNobody {
+		NeedRoot(t, "it runs a child as nobody")
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Fatalf("setpriv is required: %v", err)
+		}
+		cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", WorldBinary(t), "-test.run=^$")
+	} else {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command(exe, "-test.run=^$")
+	}
+	cmd.Env = append(append(os.Environ(), env+"="+role), extra...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		t.Fatal(err)
+	}
+	c := &Child{Cmd: cmd, In: in, Out: bufio.NewReader(pr), done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-c.done
+		pr.Close()
+	})
+	return c
+}
+
+// ReadLine reads one line of the child's output within d.
+func (c *Child) ReadLine(d time.Duration) (string, error) { return ReadLine(c.Out, d) }
+
+// Wait waits for the child to exit within d and returns how it did.
+func (c *Child) Wait(d time.Duration) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-time.After(d):
+		return fmt.Errorf("%s: did not exit within %v", c.Cmd.Path, d)
+	}
+}
+
 // ReadLine reads one line (with its newline) from r within d, so that a test
 // waiting on a child's output fails instead of hanging. On a timeout the
 // reading goroutine is left to finish when r does.
