@@ -9,7 +9,7 @@ import (
 	"github.com/fdsend/fdsend"
 )
 
-// Wire types of the holder protocol (holder-PROTOCOL.md): each request and
+// Wire types of the holder protocol (PROTOCOL.md, "The holder protocol"): each request and
 // each response is one fdsend.Conn message whose data is a JSON object.
 
 // The operations as they are spelled on the wire.
