@@ -1,4 +1,4 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
+//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
 
 package fdsend
 
@@ -20,10 +20,6 @@ const (
 	cmsgLevelOff = unsafe.Offsetof(unix.Cmsghdr{}.Level)
 	cmsgTypeOff  = unsafe.Offsetof(unix.Cmsghdr{}.Type)
 )
-
-// maxFilesPerMsg is the most descriptors one message may carry (Linux's
-// SCM_MAX_FD; the BSDs accept more, but a portable sender stays below it).
-const maxFilesPerMsg = 253
 
 // cmsgAlign rounds n up to the control-message alignment of this system.
 func cmsgAlign(n int) int { return unix.CmsgSpace(n) - unix.CmsgSpace(0) }
@@ -90,4 +86,75 @@ func putFD(b []byte, i int, fd int) {
 // fdAt reads descriptor i of a SCM_RIGHTS payload.
 func fdAt(data []byte, i int) int {
 	return int(int32(binary.NativeEndian.Uint32(data[4*i:])))
+}
+
+// oobSendMax bounds the control buffer of one message: a SCM_RIGHTS header
+// with maxFilesPerMsg descriptors on any supported system.
+const oobSendMax = 32 + 4*maxFilesPerMsg
+
+// oobRecvMax bounds the control buffer of one receive: room for
+// maxFilesPerMsg descriptors plus oobExtra.
+const oobRecvMax = 64 + 4*maxFilesPerMsg + oobExtraMax
+
+// oobExtraMax is an upper bound of oobExtra on every supported system.
+const oobExtraMax = 256
+
+// oobExtra is the room kept in every control buffer beyond the descriptors:
+// a credentials header (Linux's SO_PASSCRED puts one before SCM_RIGHTS in
+// every message) and a pidfd header (SO_PASSPIDFD), so that they never push
+// the files out of the buffer. FreeBSD's LOCAL_CREDS header grows with the
+// peer's groups and may exceed this; it comes with the first message only,
+// and the cost there is reported truncation, never a leak.
+var oobExtra = unix.CmsgSpace(168) + unix.CmsgSpace(4)
+
+// oobLen returns the control buffer size for a receive of up to n files.
+func oobLen(n int) int {
+	if n > maxFilesPerMsg || fullControlBuffer {
+		n = maxFilesPerMsg
+	}
+	return unix.CmsgSpace(4*n) + oobExtra
+}
+
+// rightsSpace is the size of a control buffer that carries n descriptors.
+func rightsSpace(n int) int { return unix.CmsgSpace(4 * n) }
+
+// takeFDs stores the descriptors of every SCM_RIGHTS header of a control
+// buffer into fds, in order, and closes those that do not fit and any pidfd.
+// dropped reports whether anything was closed.
+func takeFDs(oob []byte, fds []int) (nfds int, dropped bool) {
+	rest := oob
+	for {
+		var level, typ int32
+		var data []byte
+		var ok bool
+		level, typ, data, rest, ok = nextCmsg(rest)
+		if !ok {
+			return nfds, dropped
+		}
+		if level != unix.SOL_SOCKET {
+			continue
+		}
+		switch typ {
+		case unix.SCM_RIGHTS:
+			for i := 0; i < len(data)/4; i++ {
+				fd := fdAt(data, i)
+				if fd < 0 {
+					continue
+				}
+				if nfds < len(fds) {
+					fds[nfds] = fd
+					nfds++
+				} else {
+					unix.Close(fd)
+					dropped = true
+				}
+			}
+		case scmPIDFD:
+			if len(data) >= 4 {
+				if fd := fdAt(data, 0); fd >= 0 {
+					unix.Close(fd)
+				}
+			}
+		}
+	}
 }

@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -13,8 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // readAhead is the size of a Conn's read-ahead buffer: small messages are
@@ -125,7 +121,7 @@ func (c *Conn) checkType() error {
 		var typ int
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
-			typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+			typ, serr = sockType(int(fd))
 		}); err != nil {
 			c.typeErr = err
 			return
@@ -134,8 +130,8 @@ func (c *Conn) checkType() error {
 			c.typeErr = os.NewSyscallError("getsockopt", serr)
 			return
 		}
-		if typ != unix.SOCK_STREAM {
-			c.typeErr = fmt.Errorf("fdsend: Conn needs a SOCK_STREAM socket, this one is type %d: %w", typ, syscall.EPROTOTYPE)
+		if typ != sockStream {
+			c.typeErr = fmt.Errorf("fdsend: Conn needs a SOCK_STREAM socket, this one is type %d: %w", typ, errProtoType)
 			return
 		}
 		rc.Control(func(fd uintptr) { c.ctlExtra = passesCredentials(int(fd)) })
@@ -219,7 +215,7 @@ func (c *Conn) writeStep(fd uintptr) bool {
 	w := &c.wst
 	for len(w.hdr)+len(w.data) > 0 {
 		n, err := sendmsg2(int(fd), w.hdr, w.data, w.oob, 0)
-		if err == unix.EAGAIN {
+		if err == errAgain {
 			return false
 		}
 		if err != nil {
@@ -418,7 +414,7 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 	}
 	nfds, dropped := takeFDs(oob[:oobn], c.fdbuf[:room])
 	if dropped {
-		flags |= unix.MSG_CTRUNC
+		flags |= msgCtrunc
 	}
 	var fds []int
 	if nfds > 0 {
@@ -429,9 +425,9 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 		c.slab = append(c.slab, c.fdbuf[:nfds]...)
 		fds = c.slab[start:len(c.slab):len(c.slab)]
 	}
-	if flags&unix.MSG_CTRUNC != 0 {
+	if flags&msgCtrunc != 0 {
 		for _, fd := range fds {
-			unix.Close(fd)
+			closeFD(fd)
 		}
 		if room < maxFilesPerMsg && nfds == room {
 			// The buffer had room for what the read limit allows a
@@ -442,7 +438,7 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 	}
 	if n == 0 {
 		for _, fd := range fds {
-			unix.Close(fd)
+			closeFD(fd)
 		}
 		return c.endOfStream()
 	}
@@ -479,11 +475,11 @@ func (c *Conn) ctlLen(n int) int {
 	case fullControlBuffer:
 		return oobLen(n)
 	case c.ctlExtra:
-		return unix.CmsgSpace(4*n) + oobExtra
+		return rightsSpace(n) + oobExtra
 	case n == 0:
 		return 0
 	}
-	return unix.CmsgSpace(4 * n)
+	return rightsSpace(n)
 }
 
 // endOfStream handles a read of zero bytes: the peer has closed.
@@ -524,11 +520,11 @@ func (c *Conn) fail(err error) error {
 // every unclaimed one, and forgets the message.
 func (c *Conn) discard() {
 	for _, fd := range c.msgFiles {
-		unix.Close(fd)
+		closeFD(fd)
 	}
 	for _, b := range c.batches {
 		for _, fd := range b.fds {
-			unix.Close(fd)
+			closeFD(fd)
 		}
 	}
 	c.msgFiles, c.batches = nil, nil

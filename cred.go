@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import "os"
@@ -11,8 +9,9 @@ type Cred struct{ PID, UID, GID int }
 
 // PeerCred returns the credentials of the peer of a connected Unix socket:
 // SO_PEERCRED on Linux, LOCAL_PEERCRED (and LOCAL_PEERPID) on darwin and
-// FreeBSD. sock is any form Send accepts; it is held open for the call and
-// stays the caller's. The GID is the peer's primary group.
+// FreeBSD, getpeerucred on illumos; elsewhere an error wrapping
+// errors.ErrUnsupported. sock is any form Send accepts; it is held open for
+// the call and stays the caller's. The GID is the peer's primary group.
 func PeerCred(sock any) (Cred, error) {
 	r, err := resolve(sock, "sock", -1)
 	if err != nil {

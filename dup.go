@@ -1,11 +1,7 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // DupFD returns a new close-on-exec descriptor, numbered min or above, for
@@ -22,7 +18,7 @@ func DupFD(file any, min int) (int, error) {
 	}
 	nfd := -1
 	var derr error
-	dup := func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, min) }
+	dup := func(fd uintptr) { nfd, derr = dupCloexec(fd, min) }
 	if r.rc == nil {
 		dup(uintptr(r.fd))
 	} else if err := r.rc.Control(dup); err != nil {

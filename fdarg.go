@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -66,7 +64,7 @@ type resolved struct {
 func resolve(v any, name string, index int) (resolved, error) {
 	if fd, isInt, bad := intFD(v); isInt {
 		if bad {
-			return resolved{}, argError(name, index, v, syscall.EBADF)
+			return resolved{}, argError(name, index, v, errBadFD)
 		}
 		return resolved{fd: fd}, nil
 	}
@@ -90,7 +88,7 @@ func resolve(v any, name string, index int) (resolved, error) {
 			return resolved{}, argError(name, index, v, os.ErrClosed)
 		}
 		if uint64(fd) > math.MaxInt32 {
-			return resolved{}, argError(name, index, v, syscall.EBADF)
+			return resolved{}, argError(name, index, v, errBadFD)
 		}
 		return resolved{fd: int(fd)}, nil
 	}

@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -23,6 +21,10 @@ const (
 	DefaultMaxMsgBytes = 64 << 20
 	DefaultMaxMsgFiles = 16384
 )
+
+// maxFilesPerMsg is the most descriptors one message may carry (Linux's
+// SCM_MAX_FD; the BSDs accept more, but a portable sender stays below it).
+const maxFilesPerMsg = 253
 
 // maxFrameLength is the largest length field the format allows (2^62 bytes),
 // so that stream offsets computed from it never overflow an int64.

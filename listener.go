@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -10,9 +8,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-
-	"github.com/fdsend/fdsend/internal/sockfile"
-	"golang.org/x/sys/unix"
 )
 
 // ListenConfig says how Listen creates its socket and whom it accepts.
@@ -65,61 +60,11 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 	if (len(lc.AllowUIDs) > 0 || len(lc.AllowGIDs) > 0) && !peerCredSupported {
 		return nil, &ArgError{Arg: "lc", Type: "ListenConfig", Err: fmt.Errorf("an allow-list needs peer credentials, which this system does not give: %w", errors.ErrUnsupported)}
 	}
-	if !abstract {
-		if err := sockfile.Clear(path); err != nil {
-			return nil, err
-		}
-	}
-	fd, err := socketCloexec()
+	ul, made, err := listenUnix(path, abstract, uint32(mode))
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: "unix", Err: os.NewSyscallError("socket", err)}
-	}
-	name := path
-	if abstract {
-		name = "\x00" + path[1:]
-	}
-	addr := &net.UnixAddr{Name: path, Net: "unix"}
-	fail := func(err error) (*Listener, error) {
-		unix.Close(fd)
-		return nil, &net.OpError{Op: "listen", Net: "unix", Addr: addr, Err: err}
-	}
-	l := &Listener{cfg: lc, path: path}
-	if abstract {
-		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
-			return fail(os.NewSyscallError("bind", err))
-		}
-	} else {
-		// Nobody can connect before listen(2). The mode is given to the
-		// socket itself, never by a chmod of the path (which could follow
-		// a symlink someone swapped in): see bindMode.
-		umaskNote, err := bindMode(fd, path, uint32(mode))
-		if err != nil {
-			return fail(err)
-		}
-		made, err := checkOurSocket(path, uint32(mode), umaskNote)
-		if err != nil {
-			return fail(err)
-		}
-		l.made = made
-	}
-	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
-		if !abstract {
-			os.Remove(path)
-		}
-		return fail(os.NewSyscallError("listen", err))
-	}
-	f := os.NewFile(uintptr(fd), path)
-	nl, err := net.FileListener(f)
-	f.Close()
-	if err != nil {
-		if !abstract {
-			os.Remove(path)
-		}
 		return nil, err
 	}
-	l.ul = nl.(*net.UnixListener)
-	l.ul.SetUnlinkOnClose(false)
-	return l, nil
+	return &Listener{ul: ul, cfg: lc, path: path, made: made}, nil
 }
 
 // Accept waits for a peer and returns a Conn for it. With an allow-list, a
@@ -163,31 +108,6 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) { return l.ul.SyscallC
 func (l *Listener) Close() error {
 	// Compare and remove while our socket still holds its inode: once it is
 	// closed, a successor's new socket file may get the same inode number.
-	sockfile.Remove(l.path, l.made)
+	removeSocketFile(l.path, l.made)
 	return l.ul.Close()
-}
-
-// checkOurSocket checks, right after bind, that path is the socket file this
-// process made, with the permission bits mode, and returns it as it is (for
-// sockfile.Remove). If it is a socket of ours with other bits (the process umask took
-// some, umaskNote says why) it is removed; anything else is left alone: an
-// error either way.
-func checkOurSocket(path string, mode uint32, umaskNote error) (os.FileInfo, error) {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || fi.Mode().Type() != os.ModeSocket || int(st.Uid) != os.Geteuid() {
-		return nil, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("replaced by someone else right after bind, left alone: %w", syscall.EEXIST)}
-	}
-	if got := uint32(st.Mode) & 0o7777; got != mode {
-		os.Remove(path)
-		why := umaskNote
-		if why == nil {
-			why = errors.New("the system did not apply it")
-		}
-		return nil, &os.PathError{Op: "listen", Path: path, Err: fmt.Errorf("socket file got mode %#o, not %#o, and was removed: %w", got, mode, why)}
-	}
-	return fi, nil
 }

@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -7,8 +5,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // rawOp is one sendmsg(2) or recvmsg(2) made through a socket's RawConn.
@@ -45,7 +41,7 @@ func (o *rawOp) step(fd uintptr) bool {
 	} else {
 		r.n, r.oobn, r.mflags, r.err = recvmsgPolled(int(fd), o.p, o.oob, o.flags)
 	}
-	return r.err != unix.EAGAIN || o.flags&unix.MSG_DONTWAIT != 0
+	return r.err != errAgain || o.flags&msgDontwait != 0
 }
 
 // rawIO performs one sendmsg (write) or recvmsg of p and oob with flags on
@@ -106,7 +102,7 @@ func rawIO(sock any, rc syscall.RawConn, write bool, p, oob []byte, flags int) (
 		return 0, 0, 0, err
 	}
 	if res.err != nil {
-		if _, ok := res.err.(syscall.Errno); !ok {
+		if !isErrno(res.err) {
 			return 0, 0, 0, res.err
 		}
 		if write {

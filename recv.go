@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -7,32 +5,7 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
-
-// oobRecvMax bounds the control buffer of one receive: room for
-// maxFilesPerMsg descriptors plus oobExtra.
-const oobRecvMax = 64 + 4*maxFilesPerMsg + oobExtraMax
-
-// oobExtraMax is an upper bound of oobExtra on every supported system.
-const oobExtraMax = 256
-
-// oobExtra is the room kept in every control buffer beyond the descriptors:
-// a credentials header (Linux's SO_PASSCRED puts one before SCM_RIGHTS in
-// every message) and a pidfd header (SO_PASSPIDFD), so that they never push
-// the files out of the buffer. FreeBSD's LOCAL_CREDS header grows with the
-// peer's groups and may exceed this; it comes with the first message only,
-// and the cost there is reported truncation, never a leak.
-var oobExtra = unix.CmsgSpace(168) + unix.CmsgSpace(4)
-
-// oobLen returns the control buffer size for a receive of up to n files.
-func oobLen(n int) int {
-	if n > maxFilesPerMsg || fullControlBuffer {
-		n = maxFilesPerMsg
-	}
-	return unix.CmsgSpace(4*n) + oobExtra
-}
 
 // RecvMsg receives one message on the Unix socket sock with one recvmsg(2),
 // passing flags to it: up to len(buf) bytes of data into buf and up to
@@ -67,50 +40,9 @@ func RecvMsg(sock any, buf []byte, fds []int, flags int) (n, nfds, msgFlags int,
 	}
 	nfds, dropped := takeFDs(oob[:oobn], fds)
 	if dropped {
-		msgFlags |= unix.MSG_CTRUNC
+		msgFlags |= msgCtrunc
 	}
 	return n, nfds, msgFlags, nil
-}
-
-// takeFDs stores the descriptors of every SCM_RIGHTS header of a control
-// buffer into fds, in order, and closes those that do not fit and any pidfd.
-// dropped reports whether anything was closed.
-func takeFDs(oob []byte, fds []int) (nfds int, dropped bool) {
-	rest := oob
-	for {
-		var level, typ int32
-		var data []byte
-		var ok bool
-		level, typ, data, rest, ok = nextCmsg(rest)
-		if !ok {
-			return nfds, dropped
-		}
-		if level != unix.SOL_SOCKET {
-			continue
-		}
-		switch typ {
-		case unix.SCM_RIGHTS:
-			for i := 0; i < len(data)/4; i++ {
-				fd := fdAt(data, i)
-				if fd < 0 {
-					continue
-				}
-				if nfds < len(fds) {
-					fds[nfds] = fd
-					nfds++
-				} else {
-					unix.Close(fd)
-					dropped = true
-				}
-			}
-		case scmPIDFD:
-			if len(data) >= 4 {
-				if fd := fdAt(data, 0); fd >= 0 {
-					unix.Close(fd)
-				}
-			}
-		}
-	}
 }
 
 // recvOn performs the receive on sock: through its RawConn (rawIO) if it
@@ -153,15 +85,15 @@ func Recv(sock any, buf []byte, maxFiles int) (n int, files []*os.File, err erro
 	if err != nil {
 		return 0, nil, err
 	}
-	if mflags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+	if mflags&(msgCtrunc|msgTrunc) != 0 {
 		for _, fd := range fds[:nfds] {
-			unix.Close(fd)
+			closeFD(fd)
 		}
 		var what string
 		switch {
-		case mflags&unix.MSG_CTRUNC != 0 && mflags&unix.MSG_TRUNC != 0:
+		case mflags&msgCtrunc != 0 && mflags&msgTrunc != 0:
 			what = "files and data cut"
-		case mflags&unix.MSG_CTRUNC != 0:
+		case mflags&msgCtrunc != 0:
 			what = fmt.Sprintf("files cut (more than maxFiles=%d, or the receiver ran out of descriptors); the %d that arrived were closed", maxFiles, nfds)
 		default:
 			what = fmt.Sprintf("data longer than the %d-byte buffer", len(buf))

@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -7,13 +5,7 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
-
-// oobSendMax bounds the control buffer of one message: a SCM_RIGHTS header
-// with maxFilesPerMsg descriptors on any supported system.
-const oobSendMax = 32 + 4*maxFilesPerMsg
 
 // Send sends msg and the descriptors of files over the Unix socket sock in
 // one sendmsg(2), and returns how many bytes of msg were written. It is
@@ -60,7 +52,7 @@ func SendMsg(sock any, msg []byte, files []any, flags int) (int, error) {
 		for i, f := range files {
 			fd, _, bad := intFD(f)
 			if bad {
-				return 0, argError("files", i, f, syscall.EBADF)
+				return 0, argError("files", i, f, errBadFD)
 			}
 			putFD(oob, i, fd)
 		}
@@ -85,7 +77,7 @@ func allInts(files []any) bool {
 func sendHeld(sock any, msg []byte, files []any, flags int) (int, error) {
 	var n int
 	err := holdFDs(files, func(fds []int) error {
-		oob := make([]byte, unix.CmsgSpace(4*len(fds)))
+		oob := make([]byte, rightsSpace(len(fds)))
 		putRightsHeader(oob, len(fds))
 		for i, fd := range fds {
 			putFD(oob, i, fd)
@@ -179,11 +171,11 @@ func checkEmptyOnStream(fd int, msg, oob []byte) error {
 	if len(msg) > 0 || len(oob) == 0 {
 		return nil
 	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	typ, err := sockType(fd)
 	if err != nil {
 		return os.NewSyscallError("getsockopt", err)
 	}
-	if typ == unix.SOCK_STREAM {
+	if typ == sockStream {
 		return &ArgError{Arg: "msg", Type: "[]byte", Err: errEmptyOnStream}
 	}
 	return nil

@@ -1,5 +1,3 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
-
 package fdsend
 
 import (
@@ -7,8 +5,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Socketpair returns a connected pair of Unix sockets of the given type:
@@ -17,7 +13,7 @@ import (
 // them. The caller owns both and closes them.
 func Socketpair(typ int) (*net.UnixConn, *net.UnixConn, error) {
 	switch typ {
-	case syscall.SOCK_STREAM, syscall.SOCK_SEQPACKET, syscall.SOCK_DGRAM:
+	case sockStream, sockSeqpacket, sockDgram:
 	default:
 		return nil, nil, &ArgError{Arg: "typ", Type: "int", Err: fmt.Errorf("socket type %d: want SOCK_STREAM, SOCK_SEQPACKET or SOCK_DGRAM: %w", typ, syscall.EINVAL)}
 	}
@@ -27,7 +23,7 @@ func Socketpair(typ int) (*net.UnixConn, *net.UnixConn, error) {
 	}
 	a, err := unixConnFromFD(fds[0])
 	if err != nil {
-		unix.Close(fds[1])
+		closeFD(fds[1])
 		return nil, nil, err
 	}
 	b, err := unixConnFromFD(fds[1])

@@ -1,4 +1,4 @@
-//go:build linux || darwin || freebsd || openbsd
+//go:build darwin || dragonfly || freebsd || illumos || linux || openbsd
 
 package notify
 

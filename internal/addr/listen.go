@@ -1,4 +1,4 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd
+//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
 
 package addr
 
@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/fdsend/fdsend/internal/socket"
 	"github.com/fdsend/fdsend/internal/sockfile"
 	"golang.org/x/sys/unix"
 )
@@ -239,4 +240,13 @@ func Local(f *os.File) (string, error) {
 		return "", os.NewSyscallError("getsockname", serr)
 	}
 	return formatSockaddr(sa), nil
+}
+
+// newSocket opens a close-on-exec, blocking socket.
+func newSocket(family, typ int) (int, error) {
+	fd, err := socket.Open(family, typ)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	return fd, nil
 }

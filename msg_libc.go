@@ -10,9 +10,6 @@ import "golang.org/x/sys/unix"
 // message, and Recv an empty buffer, rather than send or eat that byte.
 const needsDataByte = true
 
-// scmPIDFD: these systems have no pidfd control message.
-const scmPIDFD = -1
-
 // sendmsg is one sendmsg(2), EINTR retried. It returns the raw errno.
 func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 	return sendmsg2(fd, p, nil, oob, flags)
@@ -49,39 +46,3 @@ func recvmsgRaw(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err erro
 		return n, oobn, mflags, nil
 	}
 }
-
-// closeRights closes every descriptor of every SCM_RIGHTS header in oob.
-func closeRights(oob []byte) {
-	forEachRight(oob, func(fd int) { unix.Close(fd) })
-}
-
-// forEachRight calls f for every descriptor of every SCM_RIGHTS header.
-func forEachRight(oob []byte, f func(fd int)) {
-	rest := oob
-	for {
-		var level, typ int32
-		var data []byte
-		var ok bool
-		level, typ, data, rest, ok = nextCmsg(rest)
-		if !ok {
-			return
-		}
-		if level != unix.SOL_SOCKET || typ != unix.SCM_RIGHTS {
-			continue
-		}
-		for i := 0; i < len(data)/4; i++ {
-			if fd := fdAt(data, i); fd >= 0 {
-				f(fd)
-			}
-		}
-	}
-}
-
-// socketpairCloexec creates a connected pair, both ends close-on-exec.
-func socketpairCloexec(typ int) ([2]int, error) {
-	fds, err := socketpairFlags(typ)
-	return fds, err
-}
-
-// abstractAddrs: no abstract namespace here; "@name" is a file name.
-const abstractAddrs = false

@@ -1,4 +1,4 @@
-//go:build netbsd || openbsd
+//go:build dragonfly || netbsd || openbsd
 
 package fdsend
 
@@ -9,7 +9,8 @@ import (
 )
 
 // peerCred: golang.org/x/sys/unix has no call for the peer's credentials on
-// this system (getpeereid, SO_PEERCRED's sockpeercred, LOCAL_PEEREID).
+// these systems (getpeereid, OpenBSD's SO_PEERCRED, NetBSD's LOCAL_PEEREID,
+// DragonFly's LOCAL_PEERCRED).
 func peerCred(fd int) (Cred, error) {
 	return Cred{}, fmt.Errorf("fdsend: peer credentials on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }

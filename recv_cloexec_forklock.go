@@ -1,3 +1,5 @@
+//go:build darwin || illumos
+
 package fdsend
 
 import (
@@ -6,21 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// msgNoSignal: darwin has no MSG_NOSIGNAL; the Go runtime ignores SIGPIPE
-// on sockets other than stdout and stderr.
-const msgNoSignal = 0
-
-// fullControlBuffer: when darwin truncates control data it still installs
-// every descriptor, including those that did not fit, which could then be
-// neither found nor closed. So every receive gives room for the most
-// descriptors a message can carry, and what does not fit in the caller's
-// slice is closed by us.
-const fullControlBuffer = true
-
 // recvmsgCloexec receives without blocking and marks every received
-// descriptor close-on-exec before anyone can fork: darwin has no
-// MSG_CMSG_CLOEXEC, so the receive and the fcntl calls happen under
-// syscall.ForkLock, which exec takes for writing. The lock is never held
+// descriptor close-on-exec before anyone can fork. These systems have no
+// MSG_CMSG_CLOEXEC (darwin), or x/sys does not define it (illumos), so the
+// receive and the fcntl calls happen under syscall.ForkLock, which exec
+// takes for writing. The lock is never held
 // while waiting: the receive is MSG_DONTWAIT and EAGAIN goes back to the
 // caller, which waits (poller or poll(2)) without the lock.
 func recvmsgCloexec(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
@@ -70,31 +62,4 @@ func recvBlocking(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err er
 		}
 		return n, oobn, mflags, err
 	}
-}
-
-// socketpairFlags creates a connected pair, both ends close-on-exec: darwin
-// has no SOCK_CLOEXEC, so the pair is made and marked under the fork lock.
-func socketpairFlags(typ int) ([2]int, error) {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	fds, err := unix.Socketpair(unix.AF_UNIX, typ, 0)
-	if err != nil {
-		return fds, err
-	}
-	unix.CloseOnExec(fds[0])
-	unix.CloseOnExec(fds[1])
-	return fds, nil
-}
-
-// socketCloexec creates a close-on-exec SOCK_STREAM Unix socket, marked
-// under the fork lock (darwin has no SOCK_CLOEXEC).
-func socketCloexec() (int, error) {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, err
-	}
-	unix.CloseOnExec(fd)
-	return fd, nil
 }

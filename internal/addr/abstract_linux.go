@@ -1,0 +1,4 @@
+package addr
+
+// abstractSupported tells whether the system has abstract Unix sockets.
+const abstractSupported = true
