@@ -500,8 +500,7 @@ func TestMalformedEnv(t *testing.T) {
 	}
 	defer pr.Close()
 	defer pw.Close()
-	cmd := exec.Command(acttest.Exe(t), "-test.run=^$")
-	cmd.Env = acttest.Env("parse", "ACTIVATION_TEST_CASES="+string(js))
+	cmd := acttest.Command(t, "parse", "ACTIVATION_TEST_CASES="+string(js))
 	cmd.ExtraFiles = []*os.File{pr, pw}
 	results := acttest.Decode[[]parseResult](t, acttest.RunChild(t, cmd))
 	if len(results) != len(cases) {

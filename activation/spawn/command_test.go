@@ -114,13 +114,8 @@ func TestCommandReport(t *testing.T) {
 		{"web", tcp}, {"dns", udp}, {"ctl", ul}, {"conn", a}, {"log", pr}, {"state", reg}, {"null", rawFD},
 	}
 	names := namesOf(files)
-	cmd, err := Command(files, acttest.Exe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = acttest.Env("report", "LISTEN_FDS=42", "LISTEN_FDNAMES=bogus") // replaced
-	out := acttest.RunChild(t, cmd)
-	r := acttest.Decode[report](t, out)
+	cmd := roleCommand(t, files, acttest.Exe(t), "report", "LISTEN_FDS=42", "LISTEN_FDNAMES=bogus") // replaced
+	r := runReport(t, cmd)
 	if r.PID != cmd.Process.Pid {
 		t.Errorf("the program ran as PID %d, the Cmd's process is %d: the trampoline did not exec in place", r.PID, cmd.Process.Pid)
 	}
@@ -146,15 +141,10 @@ func TestCommandReport(t *testing.T) {
 func TestCommandNonblockingStdin(t *testing.T) {
 	fdtest.Check(t)
 	stdin := nonblockingSocket(t)
-	defer stdin.Close()
 	tcp := acttest.ListenTCP(t)
-	cmd, err := Command([]NamedFile{{"a", tcp}, {"b", tcp}}, acttest.Exe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = acttest.Env("report")
+	cmd := roleCommand(t, []NamedFile{{"a", tcp}, {"b", tcp}}, acttest.Exe(t), "report")
 	cmd.Stdin = stdin
-	r := acttest.Decode[report](t, acttest.RunChild(t, cmd))
+	r := runReport(t, cmd)
 	checkReport(t, r, []string{"a", "b"})
 	if r.PID != cmd.Process.Pid {
 		t.Errorf("PID %d, want %d", r.PID, cmd.Process.Pid)
@@ -162,7 +152,8 @@ func TestCommandNonblockingStdin(t *testing.T) {
 }
 
 // nonblockingSocket returns one end of a socket pair in non-blocking mode,
-// as an *os.File that os/exec passes as it is.
+// as an *os.File that os/exec passes as it is; it is closed when the test
+// ends.
 func nonblockingSocket(t *testing.T) *os.File {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
@@ -170,7 +161,28 @@ func nonblockingSocket(t *testing.T) *os.File {
 		t.Fatal(err)
 	}
 	unix.Close(fds[1])
-	return os.NewFile(uintptr(fds[0]), "nonblocking")
+	f := os.NewFile(uintptr(fds[0]), "nonblocking")
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// roleCommand returns Command(files) for prog, this test binary or a copy of
+// it, to run in role with extra in its environment.
+func roleCommand(t *testing.T, files []NamedFile, prog, role string, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd, err := Command(files, prog, "-test.run=^$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = acttest.Env(role, extra...)
+	return cmd
+}
+
+// runReport runs cmd, which runs this test binary in the "report" role, and
+// returns what the child reported.
+func runReport(t *testing.T, cmd *exec.Cmd) report {
+	t.Helper()
+	return acttest.Decode[report](t, acttest.RunChild(t, cmd))
 }
 
 // TestTrampolineSecondHop runs the trampoline directly with the files at
@@ -180,7 +192,6 @@ func nonblockingSocket(t *testing.T) *os.File {
 func TestTrampolineSecondHop(t *testing.T) {
 	fdtest.Check(t)
 	stdin := nonblockingSocket(t)
-	defer stdin.Close()
 	tcp := acttest.ListenTCP(t)
 	f, err := tcp.File()
 	if err != nil {
@@ -198,7 +209,7 @@ func TestTrampolineSecondHop(t *testing.T) {
 		Stdin:      stdin,
 		ExtraFiles: extra,
 	}
-	r := acttest.Decode[report](t, acttest.RunChild(t, cmd))
+	r := runReport(t, cmd)
 	checkReport(t, r, []string{"x", "y"})
 }
 
@@ -209,7 +220,6 @@ func TestTrampolineSecondHop(t *testing.T) {
 func TestTrampolineRuntimeFDsAtStart(t *testing.T) {
 	fdtest.Check(t)
 	stdin := nonblockingSocket(t)
-	defer stdin.Close()
 	cmd := exec.Command("/bin/sh", "-c", `exec "$0" -test.run='^TestHelperListFDs$' -test.v`, acttest.Exe(t))
 	cmd.Env = acttest.Env("", "ACTIVATION_TEST_LISTFDS=1")
 	cmd.Stdin = stdin
@@ -239,12 +249,9 @@ func TestExec(t *testing.T) {
 	for _, nb := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nonblocking-stdin=%v", nb), func(t *testing.T) {
 			fdtest.Check(t)
-			cmd := exec.Command(acttest.Exe(t), "-test.run=^$")
-			cmd.Env = acttest.Env("exec")
+			cmd := acttest.Command(t, "exec")
 			if nb {
-				stdin := nonblockingSocket(t)
-				defer stdin.Close()
-				cmd.Stdin = stdin
+				cmd.Stdin = nonblockingSocket(t)
 			}
 			out := acttest.RunChild(t, cmd)
 			first, rest, _ := bytes.Cut(out, []byte("\n"))
@@ -405,13 +412,9 @@ func TestCommandExitStatus127(t *testing.T) {
 func TestCommandAsNobody(t *testing.T) {
 	fdtest.Check(t)
 	tcp := acttest.ListenTCP(t)
-	cmd, err := Command([]NamedFile{{"web", tcp}}, fdtest.WorldBinary(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = acttest.Env("report")
+	cmd := roleCommand(t, []NamedFile{{"web", tcp}}, fdtest.WorldBinary(t), "report")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}
-	r := acttest.Decode[report](t, acttest.RunChild(t, cmd))
+	r := runReport(t, cmd)
 	checkReport(t, r, []string{"web"})
 }
 
@@ -419,12 +422,8 @@ func TestCommandAsNobody(t *testing.T) {
 // when the environment given has some.
 func TestCommandNoFiles(t *testing.T) {
 	fdtest.Check(t)
-	cmd, err := Command(nil, acttest.Exe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = acttest.Env("report", "LISTEN_PID=1", "LISTEN_FDS=2", "LISTEN_FDNAMES=a:b", "LISTEN_PIDFDID=5")
-	r := acttest.Decode[report](t, acttest.RunChild(t, cmd))
+	cmd := roleCommand(t, nil, acttest.Exe(t), "report", "LISTEN_PID=1", "LISTEN_FDS=2", "LISTEN_FDNAMES=a:b", "LISTEN_PIDFDID=5")
+	r := runReport(t, cmd)
 	if len(r.Env) != 0 || len(r.Inherited) != 0 || len(r.Files) != 0 || r.FilesErr != "" {
 		t.Errorf("child with no files saw %+v", r)
 	}

@@ -104,11 +104,7 @@ func TestTakingInChild(t *testing.T) {
 	}
 	defer a.Close()
 	defer b.Close()
-	cmd, err := Command([]NamedFile{{"web", w1}, {"web", w2}, {"dns", udp}, {"state", state}, {"conn", b}}, acttest.Exe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = acttest.Env("api")
+	cmd := roleCommand(t, []NamedFile{{"web", w1}, {"web", w2}, {"dns", udp}, {"state", state}, {"conn", b}}, acttest.Exe(t), "api")
 	res := acttest.Decode[apiResult](t, acttest.RunChild(t, cmd))
 	want := []string{
 		`Listener(web): activation: 2 descriptors are named "web" (descriptor 3 "web", descriptor 4 "web"): take them all with the plural form`,

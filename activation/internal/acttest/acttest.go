@@ -75,6 +75,15 @@ func Exe(t testing.TB) string {
 	return exe
 }
 
+// Command returns a Cmd that runs this test binary, running no tests, in
+// role, with extra in its environment.
+func Command(t testing.TB, role string, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(Exe(t), "-test.run=^$")
+	cmd.Env = Env(role, extra...)
+	return cmd
+}
+
 // RunChild starts cmd, closes this process's copies of cmd.ExtraFiles, waits
 // at most ChildTimeout and returns the child's standard output (collected
 // unless cmd.Stdout is set); a failure to start or a non-zero exit fails the
