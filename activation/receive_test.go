@@ -99,18 +99,8 @@ func TestTakeListener(t *testing.T) {
 
 func TestTakeWrongKind(t *testing.T) {
 	fdtest.Check(t)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
-	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
+	pr, pw := acttest.Pipe(t)
+	a, _ := acttest.StreamPair(t)
 	ts := newTestSet(t, "web", acttest.ListenTCP(t), "dns", acttest.ListenUDP(t), "log", pr, "conn", a)
 	cases := []struct {
 		name string
@@ -411,17 +401,11 @@ func freePort(t *testing.T, network string) string {
 	t.Helper()
 	var addr net.Addr
 	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := acttest.ListenUDP(t)
 		addr = c.LocalAddr()
 		c.Close()
 	} else {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := acttest.ListenTCP(t)
 		addr = l.Addr()
 		l.Close()
 	}
@@ -494,12 +478,7 @@ func TestMalformedEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
+	pr, pw := acttest.Pipe(t)
 	cmd := acttest.Command(t, "parse", "ACTIVATION_TEST_CASES="+string(js))
 	cmd.ExtraFiles = []*os.File{pr, pw}
 	results := acttest.Decode[[]parseResult](t, acttest.RunChild(t, cmd))

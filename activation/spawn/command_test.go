@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/activation/internal/acttest"
 	"github.com/fdsend/fdsend/internal/fdtest"
 	"golang.org/x/sys/unix"
@@ -84,18 +83,8 @@ func TestCommandReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ul.Close()
-	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
+	a, _ := acttest.StreamPair(t)
+	pr, _ := acttest.Pipe(t)
 	reg := tempFile(t)
 	// A raw integer descriptor, too.
 	rawFD, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)

@@ -12,11 +12,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/activation/internal/acttest"
 	"github.com/fdsend/fdsend/internal/fdtest"
@@ -98,12 +96,7 @@ func TestTakingInChild(t *testing.T) {
 	state := tempFile(t)
 	state.WriteString("saved")
 	state.Seek(0, 0)
-	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
+	a, b := acttest.StreamPair(t)
 	cmd := roleCommand(t, []NamedFile{{"web", w1}, {"web", w2}, {"dns", udp}, {"state", state}, {"conn", b}}, acttest.Exe(t), "api")
 	res := acttest.Decode[apiResult](t, acttest.RunChild(t, cmd))
 	want := []string{

@@ -13,9 +13,11 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/internal/fdtest"
 )
@@ -164,6 +166,29 @@ func ListenUDP(t testing.TB) *net.UDPConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c.(*net.UDPConn)
+}
+
+// Pipe returns the two ends of a pipe, closed when the test ends.
+func Pipe(t testing.TB) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+// StreamPair returns a connected pair of Unix stream sockets, closed when the
+// test ends.
+func StreamPair(t testing.TB) (a, b *net.UnixConn) {
+	t.Helper()
+	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
 }
 
 // SocketActivate returns the path of systemd-socket-activate; its absence
