@@ -4,86 +4,26 @@ package activation
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/fdsend/fdsend/activation/internal/acttest"
 	"github.com/fdsend/fdsend/activation/internal/pidfd"
-	"github.com/fdsend/fdsend/internal/fdtest"
 	"golang.org/x/sys/unix"
 )
 
-// childEnv selects what the re-executed test binary does.
-const childEnv = "ACTIVATION_TEST_CHILD"
-
-// childTimeout bounds every child process of the tests.
-const childTimeout = 20 * time.Second
-
 func TestMain(m *testing.M) {
-	fdtest.RunChild(childEnv, map[string]func() error{
-		"server":    noError(childServer),
-		"udpserver": noError(childUDPServer),
-		"parse":     noError(childParse),
+	acttest.Main(m, map[string]func(){
+		"server":    childServer,
+		"udpserver": childUDPServer,
+		"parse":     childParse,
 	})
-	os.Exit(m.Run())
-}
-
-// noError adapts a child role that reports failure by itself.
-func noError(f func()) func() error { return func() error { f(); return nil } }
-
-// fdState is one descriptor as a child found it at start.
-type fdState struct {
-	FD       int
-	Target   string
-	Cloexec  bool
-	Nonblock bool
-}
-
-// openFDs lists this process's descriptors with their flags.
-func openFDs() []fdState {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		panic(err)
-	}
-	var out []fdState
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err != nil {
-			continue // the directory's own descriptor, gone by now
-		}
-		fdfl, err1 := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-		fl, err2 := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		out = append(out, fdState{FD: fd, Target: target, Cloexec: fdfl&unix.FD_CLOEXEC != 0, Nonblock: fl&unix.O_NONBLOCK != 0})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].FD < out[j].FD })
-	return out
-}
-
-func listenEnv() map[string]string {
-	m := map[string]string{}
-	for _, v := range listenVars {
-		if val, ok := os.LookupEnv(v); ok {
-			m[v] = val
-		}
-	}
-	return m
 }
 
 // childServer serves HTTP on the listener named by ACTIVATION_TEST_NAME
@@ -227,7 +167,7 @@ func parseOne(c parseCase) (res parseResult) {
 		os.Setenv(k, v)
 	}
 	before := map[int]string{}
-	for _, s := range openFDs() {
+	for _, s := range acttest.OpenFDs() {
 		before[s.FD] = s.Target
 	}
 	s := &set{load: loadInherited}
@@ -246,7 +186,7 @@ func parseOne(c parseCase) (res parseResult) {
 			res.Same = false
 		}
 	}
-	for _, s := range openFDs() {
+	for _, s := range acttest.OpenFDs() {
 		if t, ok := before[s.FD]; !ok || t != s.Target {
 			res.NewFDs = append(res.NewFDs, fmt.Sprintf("%d -> %s", s.FD, s.Target))
 		}
@@ -254,7 +194,7 @@ func parseOne(c parseCase) (res parseResult) {
 			res.StillOpen = append(res.StillOpen, s.FD)
 		}
 	}
-	for k := range listenEnv() {
+	for k := range acttest.ListenEnv() {
 		res.EnvAfter = append(res.EnvAfter, k)
 	}
 	for _, f := range fs {
@@ -266,88 +206,4 @@ func parseOne(c parseCase) (res parseResult) {
 		}
 	}
 	return res
-}
-
-// runChild runs cmd with a timeout and returns its standard output; a
-// non-zero exit fails the test with standard error shown.
-func runChild(t *testing.T, cmd *exec.Cmd) []byte {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	if cmd.Stdout == nil {
-		cmd.Stdout = &stdout
-	}
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	closeExtra(cmd)
-	if err := fdtest.Wait(cmd, childTimeout); err != nil {
-		t.Fatalf("child %v: %v\nstdout: %s\nstderr: %s", cmd.Args, err, stdout.Bytes(), stderr.Bytes())
-	}
-	return stdout.Bytes()
-}
-
-// closeExtra closes this process's copies of cmd.ExtraFiles once the child
-// has started.
-func closeExtra(cmd *exec.Cmd) {
-	for _, f := range cmd.ExtraFiles {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
-
-// testEnv returns this process's environment with the child mode set and
-// nothing of the protocol.
-func testEnv(mode string, extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if name != childEnv && !slices.Contains(listenVars[:], name) {
-			out = append(out, kv)
-		}
-	}
-	return append(append(out, childEnv+"="+mode), extra...)
-}
-
-// testExe is the path of the running test binary.
-func testExe(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
-// socketActivate returns the path of systemd-socket-activate; its absence is
-// a failure.
-func socketActivate(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/systemd-socket-activate", "/bin/systemd-socket-activate"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p, err := exec.LookPath("systemd-socket-activate")
-	if err != nil {
-		t.Fatalf("systemd-socket-activate is required: %v", err)
-	}
-	return p
-}
-
-// dialRetry dials until the address accepts connections.
-func dialRetry(t *testing.T, network, addr string) net.Conn {
-	t.Helper()
-	deadline := time.Now().Add(childTimeout)
-	for {
-		c, err := net.DialTimeout(network, addr, time.Second)
-		if err == nil {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dial %s %s: %v", network, addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/activation/internal/acttest"
 	"github.com/fdsend/fdsend/internal/fdtest"
 )
 
@@ -51,29 +52,9 @@ func newTestSet(t *testing.T, items ...any) *testSet {
 	return ts
 }
 
-func listenTCP(t *testing.T) *net.TCPListener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l.(*net.TCPListener)
-}
-
-func listenUDP(t *testing.T) *net.UDPConn {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c.(*net.UDPConn)
-}
-
 func TestTakeListener(t *testing.T) {
 	fdtest.Check(t)
-	l := listenTCP(t)
+	l := acttest.ListenTCP(t)
 	ts := newTestSet(t, "web", l)
 	got, err := takeAs(ts.s, "web", kindListener, true, false, net.FileListener, closeListener)
 	if err != nil {
@@ -118,19 +99,9 @@ func TestTakeListener(t *testing.T) {
 
 func TestTakeWrongKind(t *testing.T) {
 	fdtest.Check(t)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
-	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	ts := newTestSet(t, "web", listenTCP(t), "dns", listenUDP(t), "log", pr, "conn", a)
+	pr, pw := acttest.Pipe(t)
+	a, _ := acttest.StreamPair(t)
+	ts := newTestSet(t, "web", acttest.ListenTCP(t), "dns", acttest.ListenUDP(t), "log", pr, "conn", a)
 	cases := []struct {
 		name string
 		k    kind
@@ -188,7 +159,7 @@ func TestTakeWrongKind(t *testing.T) {
 
 func TestTakeNames(t *testing.T) {
 	fdtest.Check(t)
-	ts := newTestSet(t, "web", listenTCP(t), "web", listenTCP(t), "dns", listenUDP(t), "", listenTCP(t))
+	ts := newTestSet(t, "web", acttest.ListenTCP(t), "web", acttest.ListenTCP(t), "dns", acttest.ListenUDP(t), "", acttest.ListenTCP(t))
 	// Singular with two matches.
 	_, err := takeAs(ts.s, "web", kindListener, true, false, net.FileListener, closeListener)
 	if err == nil || !strings.Contains(err.Error(), `2 descriptors are named "web" (descriptor 0 "web", descriptor 1 "web")`) {
@@ -222,7 +193,7 @@ func TestTakeNames(t *testing.T) {
 
 func TestTakePluralAtomic(t *testing.T) {
 	fdtest.Check(t)
-	ts := newTestSet(t, "x", listenTCP(t), "x", listenUDP(t))
+	ts := newTestSet(t, "x", acttest.ListenTCP(t), "x", acttest.ListenUDP(t))
 	if _, err := takeAs(ts.s, "x", kindListener, false, false, net.FileListener, closeListener); err == nil {
 		t.Fatal("Listeners over a listener and a datagram socket: no error")
 	}
@@ -249,8 +220,8 @@ func TestTakePluralAtomic(t *testing.T) {
 
 func TestTakeFallbackUnknown(t *testing.T) {
 	fdtest.Check(t)
-	l := listenTCP(t)
-	ts := newTestSet(t, UnknownName, listenUDP(t), UnknownName, l)
+	l := acttest.ListenTCP(t)
+	ts := newTestSet(t, UnknownName, acttest.ListenUDP(t), UnknownName, l)
 	ls, err := takeAs(ts.s, "http", kindListener, true, true, net.FileListener, closeListener)
 	if err != nil {
 		t.Fatalf("fallback: %v", err)
@@ -260,12 +231,12 @@ func TestTakeFallbackUnknown(t *testing.T) {
 	}
 	ls[0].Close()
 	// Without fallback the name must match.
-	ts = newTestSet(t, UnknownName, listenTCP(t))
+	ts = newTestSet(t, UnknownName, acttest.ListenTCP(t))
 	if _, err := takeAs(ts.s, "http", kindListener, true, false, net.FileListener, closeListener); !errors.Is(err, ErrNotInherited) {
 		t.Errorf("no fallback: %v", err)
 	}
 	// Two unnamed listeners: ambiguous, and said so.
-	ts = newTestSet(t, UnknownName, listenTCP(t), UnknownName, listenTCP(t))
+	ts = newTestSet(t, UnknownName, acttest.ListenTCP(t), UnknownName, acttest.ListenTCP(t))
 	_, err = takeAs(ts.s, "http", kindListener, true, true, net.FileListener, closeListener)
 	if err == nil || errors.Is(err, ErrNotInherited) || !strings.Contains(err.Error(), "2 unnamed ones") {
 		t.Errorf("two unnamed: %v", err)
@@ -317,13 +288,13 @@ func TestListenOrInheritBare(t *testing.T) {
 // talks to it with real clients: HTTP over TCP and a line over a Unix socket.
 func TestSocketActivateServer(t *testing.T) {
 	fdtest.Check(t)
-	sa := socketActivate(t)
+	sa := acttest.SocketActivate(t)
 	for _, mode := range []string{"named", "unnamed-or-inherit"} {
 		t.Run(mode, func(t *testing.T) {
 			fdtest.Check(t)
 			port := freePort(t, "tcp")
 			ctl := filepath.Join(t.TempDir(), "ctl.sock")
-			args := []string{"-l", "127.0.0.1:" + port, "-l", ctl, "-E", childEnv + "=server"}
+			args := []string{"-l", "127.0.0.1:" + port, "-l", ctl, "-E", acttest.ChildEnv + "=server"}
 			wantNames := "web,ctl"
 			if mode == "named" {
 				args = append(args, "--fdname=web:ctl", "-E", "ACTIVATION_TEST_NAME=web")
@@ -331,28 +302,24 @@ func TestSocketActivateServer(t *testing.T) {
 				// No names: the server's ListenOrInherit("web", ...) falls back to
 				// the one unnamed listener... but there are two (TCP and Unix),
 				// so give only the TCP one and no ctl.
-				args = []string{"-l", "127.0.0.1:" + port, "-E", childEnv + "=server",
+				args = []string{"-l", "127.0.0.1:" + port, "-E", acttest.ChildEnv + "=server",
 					"-E", "ACTIVATION_TEST_NAME=web", "-E", "ACTIVATION_TEST_OR_INHERIT=1"}
 				wantNames = UnknownName
 			}
-			args = append(args, "--", testExe(t), "-test.run=^$")
+			args = append(args, "--", acttest.Exe(t), "-test.run=^$")
 			cmd := exec.Command(sa, args...)
-			cmd.Env = testEnv("")
+			cmd.Env = acttest.Env("")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				cmd.Process.Kill()
-				fdtest.Wait(cmd, childTimeout)
+			t.Cleanup(func() { // after the child has been waited for
 				if t.Failed() {
 					t.Logf("systemd-socket-activate's log:\n%s", stderr.String())
 				}
-			}()
-			client := &http.Client{Timeout: childTimeout}
+			})
+			acttest.Start(t, cmd)
+			client := &http.Client{Timeout: acttest.ChildTimeout}
 			var body string
-			deadline := time.Now().Add(childTimeout)
+			deadline := time.Now().Add(acttest.ChildTimeout)
 			for {
 				resp, err := client.Get("http://127.0.0.1:" + port + "/hello")
 				if err == nil {
@@ -381,8 +348,8 @@ func TestSocketActivateServer(t *testing.T) {
 				t.Errorf("second answer %q", b)
 			}
 			if mode == "named" {
-				c := dialRetry(t, "unix", ctl)
-				c.SetDeadline(time.Now().Add(childTimeout))
+				c := acttest.DialRetry(t, "unix", ctl)
+				c.SetDeadline(time.Now().Add(acttest.ChildTimeout))
 				fmt.Fprintf(c, "ping\n")
 				line, err := bufio.NewReader(c).ReadString('\n')
 				c.Close()
@@ -398,26 +365,20 @@ func TestSocketActivateServer(t *testing.T) {
 // systemd-socket-activate -d on the first datagram, answers it and the next.
 func TestSocketActivateDatagram(t *testing.T) {
 	fdtest.Check(t)
-	sa := socketActivate(t)
+	sa := acttest.SocketActivate(t)
 	port := freePort(t, "udp")
-	cmd := exec.Command(sa, "-d", "-l", "127.0.0.1:"+port, "--fdname=dns", "-E", childEnv+"=udpserver", "--", testExe(t), "-test.run=^$")
-	cmd.Env = testEnv("")
+	cmd := exec.Command(sa, "-d", "-l", "127.0.0.1:"+port, "--fdname=dns", "-E", acttest.ChildEnv+"=udpserver", "--", acttest.Exe(t), "-test.run=^$")
+	cmd.Env = acttest.Env("")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		fdtest.Wait(cmd, childTimeout)
-	}()
+	acttest.Start(t, cmd)
 	c, err := net.Dial("udp", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	buf := make([]byte, 512)
-	deadline := time.Now().Add(childTimeout)
+	deadline := time.Now().Add(acttest.ChildTimeout)
 	for i := 0; ; i++ {
 		fmt.Fprintf(c, "q%d", i)
 		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
@@ -440,17 +401,11 @@ func freePort(t *testing.T, network string) string {
 	t.Helper()
 	var addr net.Addr
 	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := acttest.ListenUDP(t)
 		addr = c.LocalAddr()
 		c.Close()
 	} else {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := acttest.ListenTCP(t)
 		addr = l.Addr()
 		l.Close()
 	}
@@ -523,19 +478,10 @@ func TestMalformedEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
-	cmd := exec.Command(testExe(t), "-test.run=^$")
-	cmd.Env = testEnv("parse", "ACTIVATION_TEST_CASES="+string(js))
+	pr, pw := acttest.Pipe(t)
+	cmd := acttest.Command(t, "parse", "ACTIVATION_TEST_CASES="+string(js))
 	cmd.ExtraFiles = []*os.File{pr, pw}
-	var results []parseResult
-	if err := json.Unmarshal(runChild(t, cmd), &results); err != nil {
-		t.Fatal(err)
-	}
+	results := acttest.Decode[[]parseResult](t, acttest.RunChild(t, cmd))
 	if len(results) != len(cases) {
 		t.Fatalf("%d results for %d cases", len(results), len(cases))
 	}

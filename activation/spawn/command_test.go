@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/activation/internal/acttest"
 	"github.com/fdsend/fdsend/internal/fdtest"
 	"golang.org/x/sys/unix"
 )
@@ -75,39 +75,17 @@ func checkReport(t *testing.T, r report, names []string) {
 // their open file descriptions: the child must see them blocking.
 func TestCommandReport(t *testing.T) {
 	fdtest.Check(t)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
+	tcp := acttest.ListenTCP(t)
+	udp := acttest.ListenUDP(t)
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	ul, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ul.Close()
-	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
-	reg, err := os.CreateTemp(t.TempDir(), "state")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	a, _ := acttest.StreamPair(t)
+	pr, _ := acttest.Pipe(t)
+	reg := tempFile(t)
 	// A raw integer descriptor, too.
 	rawFD, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -125,13 +103,8 @@ func TestCommandReport(t *testing.T) {
 		{"web", tcp}, {"dns", udp}, {"ctl", ul}, {"conn", a}, {"log", pr}, {"state", reg}, {"null", rawFD},
 	}
 	names := namesOf(files)
-	cmd, err := Command(files, testExe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = testEnv("report", "LISTEN_FDS=42", "LISTEN_FDNAMES=bogus") // replaced
-	out := runChild(t, cmd)
-	r := decodeReport(t, out)
+	cmd := roleCommand(t, files, acttest.Exe(t), "report", "LISTEN_FDS=42", "LISTEN_FDNAMES=bogus") // replaced
+	r := runReport(t, cmd)
 	if r.PID != cmd.Process.Pid {
 		t.Errorf("the program ran as PID %d, the Cmd's process is %d: the trampoline did not exec in place", r.PID, cmd.Process.Pid)
 	}
@@ -157,19 +130,10 @@ func TestCommandReport(t *testing.T) {
 func TestCommandNonblockingStdin(t *testing.T) {
 	fdtest.Check(t)
 	stdin := nonblockingSocket(t)
-	defer stdin.Close()
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	cmd, err := Command([]NamedFile{{"a", tcp}, {"b", tcp}}, testExe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = testEnv("report")
+	tcp := acttest.ListenTCP(t)
+	cmd := roleCommand(t, []NamedFile{{"a", tcp}, {"b", tcp}}, acttest.Exe(t), "report")
 	cmd.Stdin = stdin
-	r := decodeReport(t, runChild(t, cmd))
+	r := runReport(t, cmd)
 	checkReport(t, r, []string{"a", "b"})
 	if r.PID != cmd.Process.Pid {
 		t.Errorf("PID %d, want %d", r.PID, cmd.Process.Pid)
@@ -177,7 +141,8 @@ func TestCommandNonblockingStdin(t *testing.T) {
 }
 
 // nonblockingSocket returns one end of a socket pair in non-blocking mode,
-// as an *os.File that os/exec passes as it is.
+// as an *os.File that os/exec passes as it is; it is closed when the test
+// ends.
 func nonblockingSocket(t *testing.T) *os.File {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
@@ -185,7 +150,28 @@ func nonblockingSocket(t *testing.T) *os.File {
 		t.Fatal(err)
 	}
 	unix.Close(fds[1])
-	return os.NewFile(uintptr(fds[0]), "nonblocking")
+	f := os.NewFile(uintptr(fds[0]), "nonblocking")
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// roleCommand returns Command(files) for prog, this test binary or a copy of
+// it, to run in role with extra in its environment.
+func roleCommand(t *testing.T, files []NamedFile, prog, role string, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd, err := Command(files, prog, "-test.run=^$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = acttest.Env(role, extra...)
+	return cmd
+}
+
+// runReport runs cmd, which runs this test binary in the "report" role, and
+// returns what the child reported.
+func runReport(t *testing.T, cmd *exec.Cmd) report {
+	t.Helper()
+	return acttest.Decode[report](t, acttest.RunChild(t, cmd))
 }
 
 // TestTrampolineSecondHop runs the trampoline directly with the files at
@@ -195,29 +181,24 @@ func nonblockingSocket(t *testing.T) *os.File {
 func TestTrampolineSecondHop(t *testing.T) {
 	fdtest.Check(t)
 	stdin := nonblockingSocket(t)
-	defer stdin.Close()
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	f, err := tcp.(*net.TCPListener).File()
+	tcp := acttest.ListenTCP(t)
+	f, err := tcp.File()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	exe := testExe(t)
+	exe := acttest.Exe(t)
 	// Descriptors 3..9 closed in the child, the files at 10 and 11.
 	extra := make([]*os.File, 9)
 	extra[7], extra[8] = f, f
 	cmd := &exec.Cmd{
 		Path:       exe,
 		Args:       trampolineArgs(0, []int{10, 11}, []string{"x", "y"}, exe, []string{exe, "-test.run=^$"}),
-		Env:        testEnv("report"),
+		Env:        acttest.Env("report"),
 		Stdin:      stdin,
 		ExtraFiles: extra,
 	}
-	r := decodeReport(t, runChild(t, cmd))
+	r := runReport(t, cmd)
 	checkReport(t, r, []string{"x", "y"})
 }
 
@@ -228,11 +209,10 @@ func TestTrampolineSecondHop(t *testing.T) {
 func TestTrampolineRuntimeFDsAtStart(t *testing.T) {
 	fdtest.Check(t)
 	stdin := nonblockingSocket(t)
-	defer stdin.Close()
-	cmd := exec.Command("/bin/sh", "-c", `exec "$0" -test.run='^TestHelperListFDs$' -test.v`, testExe(t))
-	cmd.Env = testEnv("", "ACTIVATION_TEST_LISTFDS=1")
+	cmd := exec.Command("/bin/sh", "-c", `exec "$0" -test.run='^TestHelperListFDs$' -test.v`, acttest.Exe(t))
+	cmd.Env = acttest.Env("", "ACTIVATION_TEST_LISTFDS=1")
 	cmd.Stdin = stdin
-	out := runChild(t, cmd)
+	out := acttest.RunChild(t, cmd)
 	if !bytes.Contains(out, []byte("fd 3 cloexec")) {
 		t.Errorf("a Go program with non-blocking stdin has no close-on-exec descriptor 3 of its own at start:\n%s", out)
 	}
@@ -243,7 +223,7 @@ func TestHelperListFDs(t *testing.T) {
 	if os.Getenv("ACTIVATION_TEST_LISTFDS") == "" {
 		t.Skip("helper for TestTrampolineRuntimeFDsAtStart")
 	}
-	for _, s := range openFDs() {
+	for _, s := range acttest.OpenFDs() {
 		if s.Cloexec {
 			fmt.Printf("fd %d cloexec %s\n", s.FD, s.Target)
 		}
@@ -258,21 +238,18 @@ func TestExec(t *testing.T) {
 	for _, nb := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nonblocking-stdin=%v", nb), func(t *testing.T) {
 			fdtest.Check(t)
-			cmd := exec.Command(testExe(t), "-test.run=^$")
-			cmd.Env = testEnv("exec")
+			cmd := acttest.Command(t, "exec")
 			if nb {
-				stdin := nonblockingSocket(t)
-				defer stdin.Close()
-				cmd.Stdin = stdin
+				cmd.Stdin = nonblockingSocket(t)
 			}
-			out := runChild(t, cmd)
+			out := acttest.RunChild(t, cmd)
 			first, rest, _ := bytes.Cut(out, []byte("\n"))
 			var tcpAddr, udpAddr string
 			var stray int
 			if _, err := fmt.Sscanf(string(first), "addrs %s %s stray %d", &tcpAddr, &udpAddr, &stray); err != nil {
 				t.Fatalf("first line %q: %v", first, err)
 			}
-			r := decodeReport(t, rest)
+			r := acttest.Decode[report](t, rest)
 			if r.PID != cmd.Process.Pid {
 				t.Errorf("program ran as PID %d, the exec'ing child was %d", r.PID, cmd.Process.Pid)
 			}
@@ -293,12 +270,8 @@ func TestExec(t *testing.T) {
 // and leaves everything as it was.
 func TestExecErrors(t *testing.T) {
 	fdtest.Check(t)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	before := openFDs()
+	tcp := acttest.ListenTCP(t)
+	before := acttest.OpenFDs()
 	cases := []struct {
 		name  string
 		files []NamedFile
@@ -307,7 +280,7 @@ func TestExecErrors(t *testing.T) {
 	}{
 		{"bad name", []NamedFile{{"a:b", tcp}}, "/bin/true", "files[0].Name"},
 		{"empty name", []NamedFile{{"", tcp}}, "/bin/true", "empty descriptor name"},
-		{"closed file", []NamedFile{{"ok", tcp}, {"x", closedFile(t)}}, "/bin/true", "files[1].File"},
+		{"closed file", []NamedFile{{"ok", tcp}, {"x", closed(tempFile(t))}}, "/bin/true", "files[1].File"},
 		{"negative fd", []NamedFile{{"x", -1}}, "/bin/true", "files[0].File"},
 		{"not open fd", []NamedFile{{"x", 999999}}, "/bin/true", "bad file descriptor"},
 		{"nil", []NamedFile{{"x", nil}}, "/bin/true", "nil"},
@@ -327,29 +300,34 @@ func TestExecErrors(t *testing.T) {
 	if err := Exec([]NamedFile{{"a", tcp}, {"b", tcp}, {"c", tcp}, {"d", tcp}}, "/bin/true", nil, huge); !errors.Is(err, syscall.E2BIG) {
 		t.Errorf("Exec with a huge environment: %v, want E2BIG", err)
 	}
-	after := openFDs()
+	after := acttest.OpenFDs()
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("descriptors changed:\nbefore %+v\nafter  %+v", before, after)
 	}
 }
 
-func closedFile(t *testing.T) *os.File {
-	f, err := os.Open("/dev/null")
+// closed closes c and returns it, to be handed over where an open one is
+// expected.
+func closed[C io.Closer](c C) C {
+	c.Close()
+	return c
+}
+
+// tempFile returns a new empty regular file, closed when the test ends.
+func tempFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "state")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	t.Cleanup(func() { f.Close() })
 	return f
 }
 
 // TestCommandErrors checks argument errors: clear, and nothing left open.
 func TestCommandErrors(t *testing.T) {
 	fdtest.Check(t)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
+	tcp := acttest.ListenTCP(t)
 	cases := []struct {
 		name  string
 		files []NamedFile
@@ -360,7 +338,7 @@ func TestCommandErrors(t *testing.T) {
 		{"colon", []NamedFile{{"ok", tcp}, {"a:b", tcp}}, "true", "files[1].Name", syscall.EINVAL},
 		{"control", []NamedFile{{"a\nb", tcp}}, "true", "control character", syscall.EINVAL},
 		{"long", []NamedFile{{strings.Repeat("x", 256), tcp}}, "true", "256 bytes", syscall.EINVAL},
-		{"closed listener", []NamedFile{{"ok", tcp}, {"l", closedListener(t)}}, "true", "files[1].File", nil},
+		{"closed listener", []NamedFile{{"ok", tcp}, {"l", closed(acttest.ListenTCP(t))}}, "true", "files[1].File", nil},
 		{"bad fd", []NamedFile{{"ok", tcp}, {"x", 1 << 30}}, "true", "files[1].File", syscall.EBADF},
 		{"typed nil", []NamedFile{{"x", (*os.File)(nil)}}, "true", "nil", nil},
 		{"no program", []NamedFile{{"ok", tcp}}, "no-such-program-fdsend", "executable file not found", exec.ErrNotFound},
@@ -368,7 +346,7 @@ func TestCommandErrors(t *testing.T) {
 	for _, c := range cases {
 		cmd, err := Command(c.files, c.prog)
 		if err == nil {
-			closeExtra(cmd)
+			acttest.CloseExtra(cmd)
 			t.Errorf("%s: no error", c.name)
 			continue
 		}
@@ -387,16 +365,7 @@ func TestCommandErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closeExtra(cmd)
-}
-
-func closedListener(t *testing.T) net.Listener {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	return l
+	acttest.CloseExtra(cmd)
 }
 
 // TestCommandExitStatus127 checks that a final exec that fails in the
@@ -417,7 +386,7 @@ func TestCommandExitStatus127(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	err = fdtest.Wait(cmd, childTimeout)
+	err = fdtest.Wait(cmd, acttest.ChildTimeout)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != trampolineExit {
 		t.Fatalf("Wait: %v, want exit status %d", err, trampolineExit)
@@ -431,18 +400,10 @@ func TestCommandExitStatus127(t *testing.T) {
 // still find its executable.
 func TestCommandAsNobody(t *testing.T) {
 	fdtest.Check(t)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	cmd, err := Command([]NamedFile{{"web", tcp}}, fdtest.WorldBinary(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = testEnv("report")
+	tcp := acttest.ListenTCP(t)
+	cmd := roleCommand(t, []NamedFile{{"web", tcp}}, fdtest.WorldBinary(t), "report")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}
-	r := decodeReport(t, runChild(t, cmd))
+	r := runReport(t, cmd)
 	checkReport(t, r, []string{"web"})
 }
 
@@ -450,12 +411,8 @@ func TestCommandAsNobody(t *testing.T) {
 // when the environment given has some.
 func TestCommandNoFiles(t *testing.T) {
 	fdtest.Check(t)
-	cmd, err := Command(nil, testExe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = testEnv("report", "LISTEN_PID=1", "LISTEN_FDS=2", "LISTEN_FDNAMES=a:b", "LISTEN_PIDFDID=5")
-	r := decodeReport(t, runChild(t, cmd))
+	cmd := roleCommand(t, nil, acttest.Exe(t), "report", "LISTEN_PID=1", "LISTEN_FDS=2", "LISTEN_FDNAMES=a:b", "LISTEN_PIDFDID=5")
+	r := runReport(t, cmd)
 	if len(r.Env) != 0 || len(r.Inherited) != 0 || len(r.Files) != 0 || r.FilesErr != "" {
 		t.Errorf("child with no files saw %+v", r)
 	}
@@ -467,12 +424,8 @@ func TestCommandNoFiles(t *testing.T) {
 // own, to its child.
 func TestCommandSocketActivate(t *testing.T) {
 	fdtest.Check(t)
-	sa := socketActivate(t)
-	l1, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l1.Close()
+	sa := acttest.SocketActivate(t)
+	l1 := acttest.ListenTCP(t)
 	dir := t.TempDir()
 	l2, err := net.Listen("unix", filepath.Join(dir, "ours.sock"))
 	if err != nil {
@@ -481,36 +434,29 @@ func TestCommandSocketActivate(t *testing.T) {
 	defer l2.Close()
 	own := filepath.Join(dir, "theirs.sock")
 	cmd, err := Command([]NamedFile{{"one", l1}, {"two", l2}}, sa,
-		"-l", own, "-E", childEnv+"=report", "-E", "ACTIVATION_TEST_SERVE=2", "--", testExe(t), "-test.run=^$")
+		"-l", own, "-E", acttest.ChildEnv+"=report", "-E", "ACTIVATION_TEST_SERVE=2", "--", acttest.Exe(t), "-test.run=^$")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Env = testEnv("")
+	cmd.Env = acttest.Env("")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	closeExtra(cmd)
-	defer func() {
-		cmd.Process.Kill()
-		fdtest.Wait(cmd, childTimeout)
-	}()
+	acttest.Start(t, cmd)
 	// systemd-socket-activate 252 execs its child on the first connection.
-	c := dialRetry(t, "unix", own)
-	c.SetDeadline(time.Now().Add(childTimeout))
+	c := acttest.DialRetry(t, "unix", own)
+	c.SetDeadline(time.Now().Add(acttest.ChildTimeout))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	c.Close()
 	if err != nil {
 		t.Fatalf("reading greeting: %v\nstderr: %s", err, stderr.String())
 	}
-	if err := fdtest.Wait(cmd, childTimeout); err != nil {
+	if err := fdtest.Wait(cmd, acttest.ChildTimeout); err != nil {
 		t.Fatalf("wait: %v\nstderr: %s", err, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "Received 2 descriptors via the environment") {
 		t.Errorf("systemd-socket-activate did not accept our descriptors; its log:\n%s", stderr.String())
 	}
-	r := decodeReport(t, stdout.Bytes())
+	r := acttest.Decode[report](t, stdout.Bytes())
 	if want := fmt.Sprintf("hello %d\n", r.PID); line != want {
 		t.Errorf("greeting %q, want %q", line, want)
 	}
@@ -533,38 +479,6 @@ func TestCommandSocketActivate(t *testing.T) {
 	}
 }
 
-// socketActivate returns the path of systemd-socket-activate; its absence is
-// a failure.
-func socketActivate(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/systemd-socket-activate", "/bin/systemd-socket-activate"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p, err := exec.LookPath("systemd-socket-activate")
-	if err != nil {
-		t.Fatalf("systemd-socket-activate is required: %v", err)
-	}
-	return p
-}
-
-// dialRetry dials until the address accepts connections.
-func dialRetry(t *testing.T, network, addr string) net.Conn {
-	t.Helper()
-	deadline := time.Now().Add(childTimeout)
-	for {
-		c, err := net.DialTimeout(network, addr, time.Second)
-		if err == nil {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dial %s %s: %v", network, addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestCommandPython serves through Command with a Python 3 child that takes
 // descriptor 3 with socket.socket(fileno=3) and accepts on it. It asks for
 // the connection only after Python is blocked in accept: had the descriptor
@@ -572,11 +486,7 @@ func dialRetry(t *testing.T, network, addr string) net.Conn {
 // file description), accept would fail at once with BlockingIOError.
 func TestCommandPython(t *testing.T) {
 	fdtest.Check(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := acttest.ListenTCP(t)
 	const script = `
 import os, socket, sys
 assert os.environ["LISTEN_PID"] == str(os.getpid()), (os.environ["LISTEN_PID"], os.getpid())
@@ -596,16 +506,9 @@ c.close()
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	closeExtra(cmd)
-	defer func() {
-		cmd.Process.Kill()
-		fdtest.Wait(cmd, childTimeout)
-	}()
+	acttest.Start(t, cmd)
 	br := bufio.NewReader(stdout)
-	ready, err := fdtest.ReadLine(br, childTimeout)
+	ready, err := fdtest.ReadLine(br, acttest.ChildTimeout)
 	if err != nil {
 		t.Fatalf("python: %v; stderr: %s", err, stderr.String())
 	}
@@ -618,7 +521,7 @@ c.close()
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(childTimeout))
+	c.SetDeadline(time.Now().Add(acttest.ChildTimeout))
 	greet, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
@@ -627,7 +530,7 @@ c.close()
 		t.Errorf("python said %q, want %q; stderr: %s", greet, want, stderr.String())
 	}
 	io.Copy(io.Discard, stdout)
-	if err := fdtest.Wait(cmd, childTimeout); err != nil {
+	if err := fdtest.Wait(cmd, acttest.ChildTimeout); err != nil {
 		t.Errorf("python: %v; stderr: %s", err, stderr.String())
 	}
 }

@@ -3,10 +3,14 @@
 package spawn_test
 
 import (
+	"bufio"
+	"fmt"
 	"log"
 	"net"
 	"os"
+	"syscall"
 
+	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/activation/spawn"
 )
 
@@ -40,4 +44,38 @@ func Example() {
 	// Output:
 	// LISTEN_FDS=1 LISTEN_FDNAMES=http
 	// LISTEN_PID is the shell's own
+}
+
+// Hand a child one end of a connected socket pair as descriptor 3, named
+// "ctl", and talk to it over the other end: any descriptor can be handed
+// over, not only listening sockets. The child here is a shell that reads a
+// line on descriptor 3 and answers on it.
+func ExampleCommand() {
+	ours, theirs, err := fdsend.Socketpair(syscall.SOCK_STREAM)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ours.Close()
+	cmd, err := spawn.Command([]spawn.NamedFile{{Name: "ctl", File: theirs}},
+		"sh", "-c", `read -r line <&3 && echo "$LISTEN_FDNAMES got $line" >&3`)
+	theirs.Close() // Command made a duplicate for the child
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	// Once the child has started, the duplicates are the child's alone.
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	fmt.Fprintln(ours, "ping")
+	answer, err := bufio.NewReader(ours).ReadString('\n')
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(answer)
+	if err := cmd.Wait(); err != nil {
+		log.Fatal(err)
+	}
 }

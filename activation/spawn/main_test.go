@@ -3,85 +3,35 @@
 package spawn
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/activation/internal/acttest"
 	"github.com/fdsend/fdsend/activation/internal/fdkind"
 	"github.com/fdsend/fdsend/activation/internal/pidfd"
-	"github.com/fdsend/fdsend/internal/fdtest"
 	"golang.org/x/sys/unix"
 )
 
-// childEnv selects what the re-executed test binary does.
-const childEnv = "ACTIVATION_TEST_CHILD"
-
-// childTimeout bounds every child process of the tests.
-const childTimeout = 20 * time.Second
-
 func TestMain(m *testing.M) {
-	fdtest.RunChild(childEnv, map[string]func() error{
-		"report": noError(childReport),
-		"exec":   noError(childExec),
-		"api":    noError(childAPI),
+	acttest.Main(m, map[string]func(){
+		"report": childReport,
+		"exec":   childExec,
+		"api":    childAPI,
 	})
-	os.Exit(m.Run())
-}
-
-// noError adapts a child role that reports failure by itself.
-func noError(f func()) func() error { return func() error { f(); return nil } }
-
-// fdState is one descriptor as a child found it at start.
-type fdState struct {
-	FD       int
-	Target   string
-	Cloexec  bool
-	Nonblock bool
-}
-
-// openFDs lists this process's descriptors with their flags.
-func openFDs() []fdState {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		panic(err)
-	}
-	var out []fdState
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err != nil {
-			continue // the directory's own descriptor, gone by now
-		}
-		fdfl, err1 := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-		fl, err2 := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		out = append(out, fdState{FD: fd, Target: target, Cloexec: fdfl&unix.FD_CLOEXEC != 0, Nonblock: fl&unix.O_NONBLOCK != 0})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].FD < out[j].FD })
-	return out
 }
 
 // inheritedFDs returns the descriptors above standard error that came
 // through exec: those without close-on-exec (exec closes every other one,
 // so anything close-on-exec was opened by this process).
-func inheritedFDs() []fdState {
-	var out []fdState
-	for _, s := range openFDs() {
+func inheritedFDs() []acttest.FD {
+	var out []acttest.FD
+	for _, s := range acttest.OpenFDs() {
 		if s.FD > 2 && !s.Cloexec {
 			out = append(out, s)
 		}
@@ -100,25 +50,15 @@ type fileReport struct {
 type report struct {
 	PID       int
 	Env       map[string]string // LISTEN_* as received
-	Inherited []fdState         // non-close-on-exec descriptors above 2 at start
+	Inherited []acttest.FD      // non-close-on-exec descriptors above 2 at start
 	Files     []fileReport
 	FilesErr  string
 	EnvAfter  []string // LISTEN_* still set after Files
 	PidfdID   string   // this process's pidfd inode, if the kernel has pidfs
 }
 
-func listenEnv() map[string]string {
-	m := map[string]string{}
-	for _, v := range listenVars {
-		if val, ok := os.LookupEnv(v); ok {
-			m[v] = val
-		}
-	}
-	return m
-}
-
 func childReport() {
-	r := report{PID: os.Getpid(), Env: listenEnv(), Inherited: inheritedFDs()}
+	r := report{PID: os.Getpid(), Env: acttest.ListenEnv(), Inherited: inheritedFDs()}
 	if id, ok := pidfd.OwnID(); ok {
 		r.PidfdID = strconv.FormatUint(id, 10)
 	}
@@ -141,7 +81,7 @@ func childReport() {
 		}
 		r.Files = append(r.Files, fr)
 	}
-	for k := range listenEnv() {
+	for k := range acttest.ListenEnv() {
 		r.EnvAfter = append(r.EnvAfter, k)
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
@@ -194,69 +134,8 @@ func childExec() {
 	}
 	fmt.Printf("addrs %s %s stray %d\n", l.Addr(), pc.LocalAddr(), stray)
 	exe, _ := os.Executable()
-	env := testEnv("report", "LISTEN_FDS=99", "LISTEN_PID=1") // replaced by Exec
+	env := acttest.Env("report", "LISTEN_FDS=99", "LISTEN_PID=1") // replaced by Exec
 	err = Exec([]NamedFile{{Name: "web", File: l}, {Name: "dns", File: pc}}, exe, []string{exe, "-test.run=^$"}, env)
 	fmt.Fprintln(os.Stderr, "Exec returned:", err)
 	os.Exit(5)
-}
-
-// runChild runs cmd with a timeout and returns its standard output; a
-// non-zero exit fails the test with standard error shown.
-func runChild(t *testing.T, cmd *exec.Cmd) []byte {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	if cmd.Stdout == nil {
-		cmd.Stdout = &stdout
-	}
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	closeExtra(cmd)
-	if err := fdtest.Wait(cmd, childTimeout); err != nil {
-		t.Fatalf("child %v: %v\nstdout: %s\nstderr: %s", cmd.Args, err, stdout.Bytes(), stderr.Bytes())
-	}
-	return stdout.Bytes()
-}
-
-// closeExtra closes the duplicates Command left in cmd.ExtraFiles.
-func closeExtra(cmd *exec.Cmd) {
-	for _, f := range cmd.ExtraFiles {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
-
-// testEnv returns this process's environment with the child mode set and
-// nothing of the protocol.
-func testEnv(mode string, extra ...string) []string {
-	env := replaceListenVars(os.Environ())
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, childEnv+"=") {
-			out = append(out, kv)
-		}
-	}
-	return append(append(out, childEnv+"="+mode), extra...)
-}
-
-// testExe is the path of the running test binary.
-func testExe(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
-func decodeReport(t *testing.T, out []byte) report {
-	t.Helper()
-	var r report
-	dec := json.NewDecoder(bytes.NewReader(out))
-	if err := dec.Decode(&r); err != nil {
-		t.Fatalf("decoding report %q: %v", out, err)
-	}
-	return r
 }

@@ -12,12 +12,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/activation"
+	"github.com/fdsend/fdsend/activation/internal/acttest"
 	"github.com/fdsend/fdsend/internal/fdtest"
 )
 
@@ -79,7 +78,7 @@ func childAPI() {
 	fs, err := activation.Files()
 	say("Files: %d %s", len(fs), errStr(err))
 	var open []int
-	for _, s := range openFDs() {
+	for _, s := range acttest.OpenFDs() {
 		if s.FD >= 3 && s.FD <= 7 && !strings.HasPrefix(s.Target, "anon_inode:") && !strings.HasPrefix(s.Target, "/sys/") {
 			open = append(open, s.FD)
 		}
@@ -92,31 +91,14 @@ func childAPI() {
 // inherited descriptors through Command.
 func TestTakingInChild(t *testing.T) {
 	fdtest.Check(t)
-	w1, w2 := listenTCP(t), listenTCP(t)
-	udp := listenUDP(t)
-	state, err := os.CreateTemp(t.TempDir(), "state")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer state.Close()
+	w1, w2 := acttest.ListenTCP(t), acttest.ListenTCP(t)
+	udp := acttest.ListenUDP(t)
+	state := tempFile(t)
 	state.WriteString("saved")
 	state.Seek(0, 0)
-	a, b, err := fdsend.Socketpair(syscall.SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	cmd, err := Command([]NamedFile{{"web", w1}, {"web", w2}, {"dns", udp}, {"state", state}, {"conn", b}}, testExe(t), "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = testEnv("api")
-	out := runChild(t, cmd)
-	var res apiResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("%q: %v", out, err)
-	}
+	a, b := acttest.StreamPair(t)
+	cmd := roleCommand(t, []NamedFile{{"web", w1}, {"web", w2}, {"dns", udp}, {"state", state}, {"conn", b}}, acttest.Exe(t), "api")
+	res := acttest.Decode[apiResult](t, acttest.RunChild(t, cmd))
 	want := []string{
 		`Listener(web): activation: 2 descriptors are named "web" (descriptor 3 "web", descriptor 4 "web"): take them all with the plural form`,
 		`Listeners(web): 2 ok`,
@@ -137,29 +119,9 @@ func TestTakingInChild(t *testing.T) {
 	if strings.Join(res.Lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("child said:\n%s\nwant:\n%s", strings.Join(res.Lines, "\n"), strings.Join(want, "\n"))
 	}
-	a.SetReadDeadline(time.Now().Add(childTimeout))
+	a.SetReadDeadline(time.Now().Add(acttest.ChildTimeout))
 	line, err := bufio.NewReader(a).ReadString('\n')
 	if want := "hi from " + strconv.Itoa(cmd.Process.Pid) + "\n"; line != want || err != nil {
 		t.Errorf("conn: %q %v, want %q", line, err, want)
 	}
-}
-
-func listenTCP(t *testing.T) *net.TCPListener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l.(*net.TCPListener)
-}
-
-func listenUDP(t *testing.T) *net.UDPConn {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c.(*net.UDPConn)
 }
