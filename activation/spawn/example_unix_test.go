@@ -78,4 +78,5 @@ func ExampleCommand() {
 	if err := cmd.Wait(); err != nil {
 		log.Fatal(err)
 	}
+	// Output: ctl got ping
 }
