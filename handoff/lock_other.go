@@ -14,10 +14,11 @@ import (
 type lock struct{}
 
 func acquireLock(path string, mode os.FileMode, timeout time.Duration) (*lock, error) {
-	return nil, supported
+	return nil, errUnsupported
 }
 
 func (l *lock) release() {}
 
-// supported says why the package does not work here.
-var supported = fmt.Errorf("handoff: not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+// errUnsupported is the error of every call on a system where the package
+// does not work.
+var errUnsupported = fmt.Errorf("handoff: not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)

@@ -215,5 +215,5 @@ func flock(f *os.File, how int) error {
 	return ferr
 }
 
-// supported is nil where the package works.
-var supported error
+// errUnsupported is nil where the package works.
+var errUnsupported error

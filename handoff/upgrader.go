@@ -99,8 +99,8 @@ type entry struct {
 // syscall.EWOULDBLOCK, a refusal by the serving instance or of it
 // syscall.EACCES.
 func Open(cfg Config) (*Upgrader, error) {
-	if supported != nil {
-		return nil, supported
+	if errUnsupported != nil {
+		return nil, errUnsupported
 	}
 	cfg, err := cfg.normalize()
 	if err != nil {
