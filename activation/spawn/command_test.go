@@ -400,6 +400,7 @@ func TestCommandExitStatus127(t *testing.T) {
 // still find its executable.
 func TestCommandAsNobody(t *testing.T) {
 	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	tcp := acttest.ListenTCP(t)
 	cmd := roleCommand(t, []NamedFile{{"web", tcp}}, fdtest.WorldBinary(t), "report")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}

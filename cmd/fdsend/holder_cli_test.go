@@ -547,6 +547,7 @@ func worldFdsend(t *testing.T) string {
 // holder that lets nobody list and nothing else.
 func TestHolderCLIRefused(t *testing.T) {
 	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it runs fdsend as nobody")
 	bin := worldFdsend(t)
 	sock := filepath.Join(fdtest.WorldDir(t), "holder.sock")
 	h := startHold(t, sock, "--allow", "uid=nobody:list")

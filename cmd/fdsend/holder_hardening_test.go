@@ -111,9 +111,7 @@ func runSquatter(t *testing.T, sock string) (pid int, report func() map[string]i
 // refuse it, saying who answered, before sending or accepting a
 // descriptor; --holder-uid nobody trusts it on purpose.
 func TestHolderCLIRefusesSquatter(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a child as nobody")
-	}
+	fdtest.NeedRoot(t, "it runs a child as nobody")
 	for _, tc := range []struct{ name, sock string }{
 		{"abstract", fmt.Sprintf("@fdsend-cli-squat-%d", os.Getpid())},
 		{"path", filepath.Join(fdtest.WorldDir(t), "holder.sock")},
