@@ -9,12 +9,13 @@ import (
 	"github.com/fdsend/fdsend/activation"
 )
 
-// A server that runs the same under a launcher and on its own: under
+// A server that runs the same under a launcher and on its own
+// (ListenOrInherit): under
 // `fdsend activate -l 8080 -- ./server`, `systemd-socket-activate -l 8080
 // ./server` or a systemd socket unit it serves on the socket it was given
 // (named "http", or the single unnamed one); run bare, it listens itself.
 // Here, run bare, it listens on a port of its own.
-func ExampleListenOrInherit() {
+func Example() {
 	l, err := activation.ListenOrInherit("http", "tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)

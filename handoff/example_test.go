@@ -57,9 +57,10 @@ func Example_server() {
 	upg.Close()
 }
 
-// Two instances in one process, for show; normally each is a process of
+// An Upgrader hands a listener from one instance to the next. Two
+// instances in one process, for show; normally each is a process of
 // its own, and they need not be related.
-func ExampleUpgrader() {
+func Example() {
 	dir, err := os.MkdirTemp("", "example")
 	if err != nil {
 		log.Fatal(err)
