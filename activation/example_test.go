@@ -10,11 +10,11 @@ import (
 )
 
 // A server that runs the same under a launcher and on its own
-// (ListenOrInherit): under
-// `fdsend activate -l 8080 -- ./server`, `systemd-socket-activate -l 8080
-// ./server` or a systemd socket unit it serves on the socket it was given
-// (named "http", or the single unnamed one); run bare, it listens itself.
-// Here, run bare, it listens on a port of its own.
+// (ListenOrInherit): under `fdsend activate -l 8080 -- ./server`,
+// `systemd-socket-activate -l 8080 ./server` or a systemd socket unit it
+// serves on the socket it was given (named "http", or the single unnamed
+// one); run bare, it listens itself. Here, run bare, it listens on a port
+// of its own.
 func Example() {
 	l, err := activation.ListenOrInherit("http", "tcp", "127.0.0.1:0")
 	if err != nil {

@@ -57,9 +57,9 @@ func Example_server() {
 	upg.Close()
 }
 
-// An Upgrader hands a listener from one instance to the next. Two
-// instances in one process, for show; normally each is a process of
-// its own, and they need not be related.
+// An Upgrader hands a listener from one instance to the next. Two instances
+// in one process, for show; normally each is a process of its own, and they
+// need not be related.
 func Example() {
 	dir, err := os.MkdirTemp("", "example")
 	if err != nil {

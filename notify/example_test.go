@@ -54,8 +54,8 @@ func ExampleStore() {
 
 // A Client tells the manager at its socket about the service and hands it
 // descriptors to keep. It names its socket explicitly and may bound each
-// send. Here the
-// "manager" is a socket of our own, to show what goes over the wire.
+// send. Here the "manager" is a socket of our own, to show what goes over
+// the wire.
 func Example() {
 	dir, err := os.MkdirTemp("", "notify-example-")
 	if err != nil {
