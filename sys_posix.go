@@ -116,7 +116,13 @@ func listenFD(path string, abstract bool, mode uint32) (int, os.FileInfo, error)
 			return fail(err)
 		}
 	}
-	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+	// The longest backlog the system allows: the kernel cuts what it is
+	// asked for to its own maximum (net.core.somaxconn on Linux,
+	// kern.ipc.somaxconn on the BSDs), where SOMAXCONN would keep 128 on
+	// the BSDs even when the administrator allows more. A longer backlog
+	// takes a burst of connections without making clients wait (EAGAIN).
+	const backlog = 1<<16 - 1
+	if err := unix.Listen(fd, backlog); err != nil {
 		if !abstract {
 			os.Remove(path)
 		}

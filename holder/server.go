@@ -137,8 +137,14 @@ type Server struct {
 	closed   bool
 	serving  bool
 	handlers sync.WaitGroup // every connection's goroutine; Add only under mu, before closed
-	lingers  int            // refused connections lingering
+	served   int            // connections of peers with rights, being served
 	noRights int            // connections of peers no rule grants anything
+	lingers  int            // refused connections lingering
+
+	// Refusals not yet logged and when the last was (see refused); only
+	// the accept loop uses them.
+	refusals      int
+	refusalLogged time.Time
 
 	// beforeAnswer, if set (by tests), runs before each response is
 	// written.
@@ -271,6 +277,7 @@ func (e *entry) wire(now time.Time, kind string) wireEntry {
 // *net.UnixListener.
 type acceptor interface {
 	Accept() (*fdsend.Conn, error)
+	SyscallConn() (syscall.RawConn, error)
 	Close() error
 	Addr() net.Addr
 }
@@ -285,8 +292,9 @@ func (a unixAcceptor) Accept() (*fdsend.Conn, error) {
 	}
 	return fdsend.NewConn(c), nil
 }
-func (a unixAcceptor) Close() error   { return a.ul.Close() }
-func (a unixAcceptor) Addr() net.Addr { return a.ul.Addr() }
+func (a unixAcceptor) SyscallConn() (syscall.RawConn, error) { return a.ul.SyscallConn() }
+func (a unixAcceptor) Close() error                          { return a.ul.Close() }
+func (a unixAcceptor) Addr() net.Addr                        { return a.ul.Addr() }
 
 // Listen creates the holder's socket at path (or at the Linux abstract
 // address "@name") with the mode cfg.SocketMode gives, and returns a Server
@@ -336,17 +344,19 @@ const fdReserve = 32
 type slots struct {
 	noRights     int // of peers no rule grants anything
 	ownerReserve int // of the holder's own user, beyond MaxConns
-	lingers      int // refused and lingering (see refuse)
+	lingers      int // refused and lingering (see linger)
 }
 
 // Descriptors a connection may hold at once. A served one: its socket, and
 // what its reads may hold — a request carries at most one descriptor, and
 // an fdsend.Conn under that read limit receives at most one per system
 // call and holds at most two (the message's and the next one's) besides.
-// A lingering one reads with a limit of none, so the kernel installs none.
+// A lingering one reads with a limit of none, so the kernel installs none,
+// but it is made a Conn from a bare descriptor by duplicating it (connOf),
+// so it holds two for a moment.
 const (
 	servedCost = 1 + 3
-	lingerCost = 1
+	lingerCost = 2
 )
 
 // fitLimits fits everything a holder can be made to hold at once in limit
@@ -366,7 +376,7 @@ func fitLimits(cfg Config, limit int) (Config, slots) {
 	sl = slots{
 		noRights:     min(max(budget/32, 1), maxNoRights),
 		ownerReserve: min(max(budget/32, 1), ownerReserve),
-		lingers:      min(max(budget/16, 1), maxLingers),
+		lingers:      min(max(budget/(16*lingerCost), 1), maxLingers),
 	}
 	rest := budget - servedCost*(sl.noRights+sl.ownerReserve) - lingerCost*sl.lingers
 	asked := cfg
@@ -415,7 +425,10 @@ func (s *Server) logf(format string, args ...any) {
 // The accept loop does no per-connection work that can wait: it asks the
 // kernel who the peer is, and either hands the connection to a goroutine or
 // refuses it, so that a flood of connections is drained as fast as it comes
-// and the owner's reserve stays reachable.
+// and the owner's reserve stays reachable. Where it can (rawAccept), it
+// takes each connection as a bare descriptor and makes a Conn of it only
+// to serve it or answer it, so that a connection of a peer without rights
+// beyond what the holder keeps for such peers costs three system calls.
 func (s *Server) Serve() error {
 	s.mu.Lock()
 	if s.closed {
@@ -428,9 +441,13 @@ func (s *Server) Serve() error {
 	}
 	s.serving = true
 	s.mu.Unlock()
+	var rc syscall.RawConn
+	if rawAccept {
+		rc, _ = s.ln.SyscallConn() // nil: Accept it is
+	}
 	var pause time.Duration
 	for {
-		c, err := s.ln.Accept()
+		c, fd, err := s.accept(rc)
 		if err != nil {
 			select {
 			case <-s.done:
@@ -450,63 +467,204 @@ func (s *Server) Serve() error {
 			continue
 		}
 		pause = 0
-		if !s.admit(c) {
-			select {
-			case <-s.done:
-				return ErrServerClosed
-			default:
-			}
+		if !s.admit(c, fd) {
+			return ErrServerClosed
 		}
 	}
 }
 
-// admit decides about a connection just accepted: it serves it, refuses it,
-// or, once the server is closed, closes it. It reports whether the server
-// is still open.
-func (s *Server) admit(c *fdsend.Conn) bool {
+// accept waits for the next connection. With rc, the listening socket's,
+// it takes one waiting in the backlog as a bare descriptor (c nil); with
+// none waiting, or without rc, it waits in the acceptor's Accept (fd -1).
+func (s *Server) accept(rc syscall.RawConn) (c *fdsend.Conn, fd int, err error) {
+	if rc != nil {
+		fd = -1
+		var aerr error
+		err = rc.Control(func(lfd uintptr) { fd, aerr = acceptRaw(int(lfd)) })
+		switch {
+		case err != nil:
+			return nil, -1, err
+		case aerr == nil:
+			return nil, fd, nil
+		case aerr != syscall.EAGAIN:
+			return nil, -1, os.NewSyscallError("accept", aerr)
+		}
+	}
+	c, err = s.ln.Accept()
+	return c, -1, err
+}
+
+// connOf makes a Conn of a descriptor acceptRaw returned, which it takes
+// over (closes on failure).
+func connOf(fd int) (*fdsend.Conn, error) {
+	f := os.NewFile(uintptr(fd), "holder-connection")
+	fc, err := net.FileConn(f) // a duplicate, in the runtime's poller
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := fc.(*net.UnixConn)
+	if !ok {
+		fc.Close()
+		return nil, fmt.Errorf("accepted a %T, not a Unix connection", fc)
+	}
+	return fdsend.NewConn(uc), nil
+}
+
+// admit decides about a connection just accepted, c or, if c is nil, the
+// bare descriptor fd: it serves it, refuses it, or, once the server is
+// closed, closes it. It reports whether the server is still open. All
+// that it does itself is ask the kernel who the peer is and count; a
+// connection it keeps is made a Conn (connOf) by the goroutine that serves
+// it or lets it linger.
+func (s *Server) admit(c *fdsend.Conn, fd int) bool {
+	drop := func() {
+		if c != nil {
+			c.Close()
+		} else {
+			closeRaw(fd)
+		}
+	}
 	// Who is it? Peers no rule grants anything are served apart, with
 	// slots of their own (every request of theirs is denied), so that they
 	// cannot take the slots of those with rights; the holder's own user has
 	// a reserve of slots beyond the limit.
-	cred, cerr := c.PeerCred()
+	var cred fdsend.Cred
+	var cerr error
+	if c != nil {
+		cred, cerr = c.PeerCred()
+	} else {
+		cred, cerr = fdsend.PeerCred(fd)
+	}
 	if cerr != nil {
 		s.logf("refusing a connection: cannot tell who the peer is: %v", cerr)
-		c.Close()
+		drop()
 		return true
 	}
 	none := s.rights(cred) == 0
+	var refusal *failure
 	s.mu.Lock()
 	if s.closed {
 		// Close has run or is running: nothing accepted now is served.
 		s.mu.Unlock()
-		c.Close()
+		drop()
 		return false
 	}
-	if none {
-		if s.noRights >= s.slots.noRights {
-			s.mu.Unlock()
-			s.logf("refusing a connection from pid %d uid %d gid %d: no rule grants it anything, and %d such are connected", cred.PID, cred.UID, cred.GID, s.slots.noRights)
-			s.refuse(c, fail(codeDenied, "uid %d gid %d may not do anything on this holder (no rule grants it an operation)", cred.UID, cred.GID))
-			return true
-		}
+	switch {
+	case none && s.noRights < s.slots.noRights:
 		s.noRights++
+	case none:
+		refusal = fail(codeDenied, "uid %d gid %d may not do anything on this holder (no rule grants it an operation)", cred.UID, cred.GID)
+	case s.served < s.cfg.MaxConns || (cred.UID == s.uid && s.served < s.cfg.MaxConns+s.slots.ownerReserve):
+		s.served++
+	default:
+		refusal = fail(codeBusy, "the holder is serving %d connections, its limit; try again later", s.cfg.MaxConns)
+	}
+	lingering := refusal != nil && s.lingers < s.slots.lingers
+	if lingering {
+		s.lingers++
+	}
+	if refusal == nil || lingering {
+		s.handlers.Add(1)
+	}
+	s.mu.Unlock()
+	if refusal == nil {
+		go s.run(c, fd, cred, none, nil)
+		return true
+	}
+	if none {
+		s.refused(cred, "no rule grants it anything, and %d such are connected", s.slots.noRights)
 	} else {
-		limit := s.cfg.MaxConns
-		if cred.UID == s.uid {
-			limit += s.slots.ownerReserve
+		s.refused(cred, "%d connections already (the limit)", s.cfg.MaxConns)
+	}
+	switch {
+	case lingering:
+		go s.run(c, fd, cred, none, refusal)
+	case none:
+		// A flood: as many refused connections linger as may. The rest
+		// of those of peers without rights are closed at once,
+		// unanswered, at the cost of accepting them and nothing more.
+		drop()
+	default:
+		// Answered in passing: the answer goes into the empty buffer of
+		// a new socket, which takes it without waiting.
+		if c == nil {
+			var err error
+			if c, err = connOf(fd); err != nil {
+				return true
+			}
 		}
-		if len(s.conns)-s.noRights-s.lingers >= limit {
-			s.mu.Unlock()
-			s.logf("refusing a connection: %d connections already (the limit)", s.cfg.MaxConns)
-			s.refuse(c, fail(codeBusy, "the holder is serving %d connections, its limit; try again later", s.cfg.MaxConns))
-			return true
+		c.SetWriteDeadline(time.Now().Add(busyTimeout))
+		c.WriteMsg(failResponse(refusal))
+		c.Close()
+	}
+	return true
+}
+
+// refused logs a refused connection; when connections are refused faster
+// than one a second, one line a second says how many were.
+func (s *Server) refused(cred fdsend.Cred, why string, args ...any) {
+	if s.cfg.Logf == nil {
+		return
+	}
+	now := time.Now()
+	s.refusals++
+	if now.Sub(s.refusalLogged) < time.Second {
+		return
+	}
+	if s.refusals > 1 {
+		s.logf("refused %d connections in %v, the last from pid %d uid %d gid %d: %s", s.refusals, now.Sub(s.refusalLogged).Round(time.Millisecond), cred.PID, cred.UID, cred.GID, fmt.Sprintf(why, args...))
+	} else {
+		s.logf("refusing a connection from pid %d uid %d gid %d: %s", cred.PID, cred.UID, cred.GID, fmt.Sprintf(why, args...))
+	}
+	s.refusals, s.refusalLogged = 0, now
+}
+
+// run serves a connection admit kept (refusal nil) or lets it linger with
+// refusal as its answer (see linger), then closes it and frees its slot.
+// A bare descriptor (c nil) is made a Conn first.
+func (s *Server) run(c *fdsend.Conn, fd int, cred fdsend.Cred, noRights bool, refusal *failure) {
+	defer s.handlers.Done()
+	defer func() {
+		s.mu.Lock()
+		switch {
+		case refusal != nil:
+			s.lingers--
+		case noRights:
+			s.noRights--
+		default:
+			s.served--
+		}
+		s.mu.Unlock()
+	}()
+	if c == nil {
+		var err error
+		if c, err = connOf(fd); err != nil {
+			s.logf("client pid %d uid %d: connection closed: %v", cred.PID, cred.UID, err)
+			return
 		}
 	}
+	s.mu.Lock()
+	if s.closed {
+		// Close has run or is running and did not see c: it is never
+		// served.
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
 	s.conns[c] = struct{}{}
-	s.handlers.Add(1)
 	s.mu.Unlock()
-	go s.serveConn(c, none)
-	return true
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	if refusal != nil {
+		s.linger(c, refusal)
+	} else {
+		s.serveConn(c, cred)
+	}
 }
 
 // passing reports whether an accept error may go away by itself.
@@ -519,62 +677,33 @@ func passing(err error) bool {
 	return false
 }
 
-// refuse answers a connection it will not serve with one unsolicited
-// failure, which the client reads in place of its first answer, and closes
-// it. Closing a Unix socket with the client's request unread would reset
-// the connection and lose that answer, so the refused connection lingers a
-// moment in a goroutine of its own, write side shut, discarding what the
-// client sends (descriptors are never even received), before it is closed;
-// at most slots.lingers do at once, and Close closes them too. The rest are
-// answered in passing and closed at once: the answer goes into the empty
-// buffer of a new socket, which takes it without waiting.
-func (s *Server) refuse(c *fdsend.Conn, f *failure) {
+// linger answers a connection the holder will not serve with one
+// unsolicited failure, which the client reads in place of its first answer.
+// Closing a Unix socket with the client's request unread would reset the
+// connection and lose that answer, so the refused connection lingers a
+// moment, write side shut, discarding what the client sends (descriptors
+// are never even received), before run closes it. At most slots.lingers do
+// at once (see admit for the rest), and Close closes them too.
+func (s *Server) linger(c *fdsend.Conn, f *failure) {
 	c.SetReadLimits(maxRequestBytes, 0)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		c.Close()
+	// The answer goes into an empty socket buffer; the deadline only
+	// bounds a goroutine that the scheduler keeps waiting.
+	c.SetWriteDeadline(time.Now().Add(lingerTimeout))
+	if c.WriteMsg(failResponse(f)) != nil {
 		return
 	}
-	if s.lingers >= s.slots.lingers {
-		s.mu.Unlock()
-		c.SetWriteDeadline(time.Now().Add(busyTimeout))
-		c.WriteMsg(failResponse(f))
-		c.Close()
-		return
-	}
-	s.lingers++
-	s.conns[c] = struct{}{}
-	s.handlers.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.handlers.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.lingers--
-			s.mu.Unlock()
-			c.Close()
-		}()
-		// The answer goes into an empty socket buffer; the deadline only
-		// bounds a goroutine that the scheduler keeps waiting.
-		c.SetWriteDeadline(time.Now().Add(lingerTimeout))
-		if c.WriteMsg(failResponse(f)) != nil {
+	c.UnixConn().CloseWrite()
+	c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	for {
+		_, files, err := c.ReadMsg()
+		closeAll(files)
+		if err != nil {
 			return
 		}
-		c.UnixConn().CloseWrite()
-		c.SetReadDeadline(time.Now().Add(lingerTimeout))
-		for {
-			_, files, err := c.ReadMsg()
-			closeAll(files)
-			if err != nil {
-				return
-			}
-		}
-	}()
+	}
 }
 
-// How long, and how many at once, refused connections linger (see refuse).
+// How long, and how many at once, refused connections linger (see linger).
 const (
 	lingerTimeout = 2 * time.Second
 	maxLingers    = 64
@@ -597,8 +726,10 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
-	// From here on no connection is added (admit and refuse check closed
-	// under mu before handlers.Add), so the Wait below cannot race an Add.
+	// From here on no connection is added (admit checks closed under mu
+	// before handlers.Add, and run before it puts a connection in conns),
+	// so the Wait below cannot race an Add, and every connection a
+	// goroutine still makes is closed by that goroutine unserved.
 	s.closed = true
 	close(s.done)
 	entries := s.entries
@@ -638,24 +769,10 @@ func (s *Server) Close() error {
 	return err
 }
 
-// serveConn serves one connection until it ends, fails or times out.
-func (s *Server) serveConn(c *fdsend.Conn, noRights bool) {
-	defer s.handlers.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		if noRights {
-			s.noRights--
-		}
-		s.mu.Unlock()
-		c.Close()
-	}()
+// serveConn serves one connection until it ends, fails or times out; run
+// closes it.
+func (s *Server) serveConn(c *fdsend.Conn, cred fdsend.Cred) {
 	c.SetReadLimits(maxRequestBytes, 1)
-	cred, err := c.PeerCred()
-	if err != nil {
-		s.logf("connection closed: cannot tell who the peer is: %v", err)
-		return
-	}
 	for {
 		c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 		data, files, err := c.ReadMsg()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -257,10 +258,21 @@ func childHolder128() error {
 	return s.Close()
 }
 
-// childFDHog keeps up to 256 connections to the holder at HOLDER_SOCK,
-// making new ones as fast as it can, and sends on every one, over and
-// over, a byte of a frame header with 253 descriptors of /dev/null; it says
-// "hogging" once it has sent 100 such bytes and goes on until its standard
+// hogFiles is how many descriptors the hog sends with each byte, by
+// goroutine: one, which a receiver that takes what comes and checks the
+// request's limit only once the header is whole piles up byte after byte,
+// and 253 (the most one sendmsg may carry), which one receive installs all
+// at once.
+var hogFiles = [...]int{1, 1, 1, 253, 1, 1, 1, 253}
+
+// childFDHog hogs the descriptors of the holder at HOLDER_SOCK. From each
+// of len(hogFiles) goroutines it keeps up to 32 connections, making new
+// ones as fast as it can, and on each sends the first 15 bytes of a frame
+// header announcing one descriptor, one byte at a time, each byte with
+// hogFiles descriptors of /dev/null; it never completes the header, so a
+// holder that takes them holds them until it times the connection out. A
+// connection the holder answers or closes is dropped and replaced. It says
+// "hogging" once 1000 bytes have gone out and goes on until its standard
 // input closes.
 func childFDHog() error {
 	path := os.Getenv("HOLDER_SOCK")
@@ -269,43 +281,71 @@ func childFDHog() error {
 		return err
 	}
 	defer null.Close()
-	files := make([]any, 253)
-	for i := range files {
-		files[i] = null
-	}
 	hdr := frameHeader(1, 100)
 	var stop atomic.Bool
 	var sent atomic.Int64
 	var wg sync.WaitGroup
-	for range 8 {
+	for _, nfiles := range hogFiles {
+		files := make([]any, nfiles)
+		for i := range files {
+			files[i] = null
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ring []*net.UnixConn
+			type hogConn struct {
+				c    *net.UnixConn
+				next int // bytes of the header sent
+			}
+			var ring []hogConn
 			for !stop.Load() {
 				if len(ring) < 32 {
 					if c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"}); err == nil {
-						ring = append(ring, c)
+						ring = append(ring, hogConn{c: c})
 					}
 				}
+				busy := false
 				kept := ring[:0]
-				for _, c := range ring {
-					c.SetWriteDeadline(time.Now().Add(5 * time.Millisecond))
-					if _, err := fdsend.Send(c, hdr[:1], files...); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-						c.Close()
+				for _, h := range ring {
+					// Anything to read (a refusal, end of stream) means
+					// the holder let go of it: drop it.
+					if readable(h.c) {
+						h.c.Close()
 						continue
 					}
-					sent.Add(1)
-					kept = append(kept, c)
+					if h.next < len(hdr)-1 {
+						h.c.SetWriteDeadline(time.Now().Add(5 * time.Millisecond))
+						_, err := fdsend.Send(h.c, hdr[h.next:h.next+1], files...)
+						switch {
+						case err == nil:
+							h.next++
+							sent.Add(1)
+							busy = true
+						case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETOOMANYREFS):
+							// The holder is slow, or too many of our
+							// descriptors are in flight: later.
+						default:
+							h.c.Close()
+							continue
+						}
+					}
+					kept = append(kept, h)
 				}
 				ring = kept
+				if !busy && len(ring) == 32 {
+					time.Sleep(time.Millisecond)
+				}
 			}
-			for _, c := range ring {
-				c.Close()
+			for _, h := range ring {
+				h.c.Close()
 			}
 		}()
 	}
-	for sent.Load() < 100 {
+	deadline := time.Now().Add(childTimeout)
+	for sent.Load() < 1000 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d bytes sent in %v", sent.Load(), childTimeout)
+		}
 		time.Sleep(time.Millisecond)
 	}
 	fmt.Println("hogging")
@@ -315,70 +355,90 @@ func childFDHog() error {
 	return nil
 }
 
-// TestDescriptorHog: a holder under RLIMIT_NOFILE 128, and a user without
-// rights connecting as often as it can and sending descriptors by the
-// hundred: the owner's requests are still answered at once.
-func TestDescriptorHog(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the hog as another user")
+// readable reports whether c has something to read or has been shut down
+// by its peer, without waiting.
+func readable(c *net.UnixConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return true
 	}
+	ready := true
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		ready = err != nil || n > 0
+	})
+	return ready
+}
+
+// startChild starts cmd, waits for it to print want as its first line, and
+// returns its standard input; closing it tells the child to finish, which
+// the test's cleanup does, then waits for the child (bounded).
+func startChild(t *testing.T, cmd *exec.Cmd, want string) io.WriteCloser {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := fdtest.Wait(cmd, childTimeout); err != nil {
+			t.Errorf("child %s: %v", want, err)
+		}
+	})
+	if line, err := fdtest.ReadLine(bufio.NewReader(out), childTimeout); err != nil || line != want+"\n" {
+		t.Fatalf("child: %q, %v; want %q", line, err, want)
+	}
+	return stdin
+}
+
+// asNobody makes cmd run as nobody.
+func asNobody(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}
+	return cmd
+}
+
+// TestDescriptorHog: a holder under RLIMIT_NOFILE 128, and a user without
+// rights connecting as often as it can and sending descriptors with every
+// byte: every descriptor the holder can be made to hold is in its budget,
+// so the owner's list is answered within a second and its store, fetch and
+// remove work (no EMFILE, no descriptor cut off).
+func TestDescriptorHog(t *testing.T) {
+	fdtest.NeedRoot(t, "runs the hog as another user")
 	fdtest.Check(t)
 	exe := fdtest.WorldBinary(t)
 	path := filepath.Join(fdtest.WorldDir(t), "holder.sock")
-	holder := child(exe, "holder-128", "HOLDER_SOCK="+path)
-	hstdin, err := holder.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hout, err := holder.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Wait()
-	defer hstdin.Close()
-	if line, err := fdtest.ReadLine(bufio.NewReader(hout), childTimeout); err != nil || line != "ready\n" {
-		t.Fatalf("holder: %q, %v", line, err)
-	}
-	hog := child(exe, "fd-hog", "HOLDER_SOCK="+path)
-	hog.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}
-	stdin, err := hog.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := hog.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hog.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer hog.Wait()
-	defer stdin.Close()
-	if line, err := fdtest.ReadLine(bufio.NewReader(out), childTimeout); err != nil || line != "hogging\n" {
-		t.Fatalf("hog: %q, %v", line, err)
-	}
+	startChild(t, child(exe, "holder-128", "HOLDER_SOCK="+path), "ready")
+	startChild(t, asNobody(child(exe, "fd-hog", "HOLDER_SOCK="+path)), "hogging")
 	_, w := pipe(t)
-	for i := range 30 {
-		c, err := dialRetry(path, 2*time.Second)
+	for i := range 20 {
+		c, err := Dial(path)
 		if err != nil {
 			t.Fatalf("round %d: dial while the hog runs: %v", i, err)
 		}
-		c.SetTimeout(2 * time.Second)
+		c.SetTimeout(time.Second)
 		if _, err := c.List(); err != nil {
 			c.Close()
 			t.Fatalf("round %d: list while the hog runs: %v", i, err)
 		}
+		c.SetTimeout(5 * time.Second)
 		if err := c.Store("x", w, 0, false); err != nil {
+			c.Close()
 			t.Fatalf("round %d: store while the hog runs: %v", i, err)
 		}
 		files, err := c.Fetch([]string{"x"}, false)
+		closeAll(files)
 		if err != nil {
+			c.Close()
 			t.Fatalf("round %d: fetch while the hog runs: %v", i, err)
 		}
-		closeAll(files)
 		err = c.Remove("x")
 		c.Close()
 		if err != nil {
