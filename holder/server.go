@@ -613,9 +613,9 @@ func (s *Server) refused(cred fdsend.Cred, why string, args ...any) {
 		return
 	}
 	if s.refusals > 1 {
-		s.logf("refused %d connections in %v, the last from pid %d uid %d gid %d: %s", s.refusals, now.Sub(s.refusalLogged).Round(time.Millisecond), cred.PID, cred.UID, cred.GID, fmt.Sprintf(why, args...))
+		s.logf("refused %d connections in %v, the last: %s (pid %d uid %d gid %d)", s.refusals, now.Sub(s.refusalLogged).Round(time.Millisecond), fmt.Sprintf(why, args...), cred.PID, cred.UID, cred.GID)
 	} else {
-		s.logf("refusing a connection from pid %d uid %d gid %d: %s", cred.PID, cred.UID, cred.GID, fmt.Sprintf(why, args...))
+		s.logf("refusing a connection: %s (pid %d uid %d gid %d)", fmt.Sprintf(why, args...), cred.PID, cred.UID, cred.GID)
 	}
 	s.refusals, s.refusalLogged = 0, now
 }
