@@ -87,10 +87,22 @@ func (c DialConfig) connect(path string) (*fdsend.Conn, error) {
 	return conn, nil
 }
 
-// dialWait connects to path. A connect that fails with EAGAIN (a Unix
-// socket whose listen backlog is full) is tried again after short, growing
-// pauses until wait has passed.
+// dialWait connects to path. While the holder's listen backlog is full
+// (connect fails with EAGAIN) it keeps trying until wait has passed: on
+// Linux in the kernel's queue of waiting connectors (connectQueued), so that
+// a flood of other connections cannot keep taking the free places first;
+// elsewhere after short, growing pauses.
 func dialWait(path string, wait time.Duration) (*fdsend.Conn, error) {
+	conn, err := connectQueued(path, wait)
+	if errors.Is(err, syscall.EAGAIN) {
+		return nil, fmt.Errorf("holder: %s: its listen backlog stayed full for %v (the holder is not accepting connections): %w", path, wait, err)
+	}
+	return conn, err
+}
+
+// connectRetry is connectQueued where the kernel cannot queue a connector:
+// it dials again after short, growing pauses while the backlog is full.
+func connectRetry(path string, wait time.Duration) (*fdsend.Conn, error) {
 	deadline := time.Now().Add(wait)
 	pause := 2 * time.Millisecond
 	for {
@@ -100,7 +112,7 @@ func dialWait(path string, wait time.Duration) (*fdsend.Conn, error) {
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, fmt.Errorf("holder: %s: its listen backlog stayed full for %v (the holder is not accepting connections): %w", path, wait, err)
+			return nil, err
 		}
 		time.Sleep(min(pause, left))
 		pause = min(2*pause, 100*time.Millisecond)
