@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +36,13 @@ func init() {
 		return
 	}
 	err := trampoline(os.Args)
-	msg := "fdsend/activation trampoline: " + err.Error() + "\n"
+	// Said in the name of the launcher whose binary this is ("fdsend: ..."),
+	// as a Unix tool says what it could not do.
+	name := "spawn"
+	if self, serr := os.Executable(); serr == nil {
+		name = filepath.Base(self)
+	}
+	msg := name + ": " + err.Error() + "\n"
 	unix.Write(2, []byte(msg))
 	os.Exit(trampolineExit)
 }
@@ -134,7 +141,7 @@ func trampoline(args []string) error {
 	}
 	env := replaceListenVars(os.Environ(), extra...)
 	err = syscall.Exec(path, argv, env)
-	return fmt.Errorf("exec %s: %w", path, err)
+	return fmt.Errorf("cannot exec %s: %w", path, err)
 }
 
 // placeFiles moves the file held by descriptor fds[i] into slot start+i,

@@ -248,3 +248,12 @@ func lookCommand(name string) (int, error) {
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "fdsend activate: "+format+"\n", args...)
 }
+
+// usageFailed reports a usage error found once the options are parsed,
+// with the pointer to the help that every usage error has, and returns the
+// usage status: nothing was started.
+func usageFailed(format string, args ...any) int {
+	logf(format, args...)
+	fmt.Fprintln(os.Stderr, "Run 'fdsend activate --help' for usage.")
+	return exitUsage
+}

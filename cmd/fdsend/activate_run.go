@@ -60,12 +60,10 @@ func (cfg *activateConfig) run() int {
 	}
 	total := len(inherited) + len(cfg.addrs)
 	if total == 0 && cfg.fdstore < 0 {
-		logf("no sockets: give -l ADDR or run under a launcher that passes LISTEN_FDS")
-		return exitUsage
+		return usageFailed("no sockets: give -l ADDR or run under a launcher that passes LISTEN_FDS")
 	}
 	if cfg.inetd && !cfg.accept && total != 1 {
-		logf("--inetd without --accept passes exactly one socket as stdin and stdout; there are %d", total)
-		return exitUsage
+		return usageFailed("--inetd without --accept passes exactly one socket as stdin and stdout; there are %d", total)
 	}
 	for i, f := range inherited {
 		logf("passing inherited %s as fd %d (name %s)", describe(f.File), 3+i, f.Name)

@@ -3,9 +3,10 @@
 // again with the same flags: the second process takes the listening socket
 // from the first through the hand-off point, the first drains and exits.
 //
-//	go run ./examples/graceful -listen 127.0.0.1:8080 -handoff "$XDG_RUNTIME_DIR"/graceful.sock &
+//	export RUN="${XDG_RUNTIME_DIR:-$HOME/.run}"; mkdir -p -m 0700 "$RUN"
+//	go run ./examples/graceful -listen 127.0.0.1:8080 -handoff "$RUN"/handoff.sock &
 //	curl http://127.0.0.1:8080/        # the first pid
-//	go run ./examples/graceful -listen 127.0.0.1:8080 -handoff "$XDG_RUNTIME_DIR"/graceful.sock &
+//	go run ./examples/graceful -listen 127.0.0.1:8080 -handoff "$RUN"/handoff.sock &
 //	curl http://127.0.0.1:8080/        # the second pid; the first has exited
 //
 // With -crash-before-ready (or GRACEFUL_CRASH_BEFORE_READY=1 in the

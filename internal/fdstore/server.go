@@ -138,7 +138,13 @@ func privateDir() (string, error) {
 	}
 	dir, err := os.MkdirTemp(base, "fdsend-notify-")
 	if err != nil {
-		return "", fmt.Errorf("fdstore: %w", err)
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			// "stat /x: ..." and "mkdir /x/...: ..." say which call
+			// failed; the user needs the directory and the reason.
+			return "", fmt.Errorf("cannot make a directory for the socket in %s: %w", base, pe.Err)
+		}
+		return "", fmt.Errorf("cannot make a directory for the socket in %s: %w", base, err)
 	}
 	// MkdirTemp applied the umask; set 0700 exactly, on the directory it
 	// made: through a descriptor opened without following a symlink, never
@@ -404,7 +410,11 @@ func (s *Server) store(name string, files []*os.File, poll bool) {
 		s.entries = append(s.entries, e)
 	}
 	if dups > 0 {
-		s.logf("fdstore: %d descriptors named %q are already stored; duplicates closed", dups, name)
+		if dups == 1 {
+			s.logf("fdstore: a descriptor named %q is already stored; the duplicate closed", name)
+		} else {
+			s.logf("fdstore: %d descriptors named %q are already stored; duplicates closed", dups, name)
+		}
 	}
 	if over > 0 {
 		s.logf("fdstore: store is full (%d descriptors); %d named %q closed", s.max, over, name)
