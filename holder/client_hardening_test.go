@@ -18,6 +18,7 @@ import (
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 	"golang.org/x/sys/unix"
 )
 
@@ -357,7 +358,7 @@ func (b *backlog) serveList() error {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(childTimeout))
 	if _, files, err := conn.ReadMsg(); err != nil || len(files) != 0 {
-		closeAll(files)
+		jsonmsg.CloseAll(files)
 		return fmt.Errorf("reading the request: %v, %d descriptors", err, len(files))
 	}
 	return conn.WriteMsg([]byte(`{"ok":true}`))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 )
 
 // rawConn connects to the holder without the client, for sending bytes it
@@ -175,7 +176,7 @@ func TestHostileClients(t *testing.T) {
 			}
 			if len(files) != 0 {
 				t.Errorf("%s: answer carries %d descriptors", m.data, len(files))
-				closeAll(files)
+				jsonmsg.CloseAll(files)
 			}
 			var resp response
 			if err := jsonDecode(string(data), &resp); err != nil || resp.OK || resp.Code != codeInvalid {

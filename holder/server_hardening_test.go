@@ -20,6 +20,7 @@ import (
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"github.com/fdsend/fdsend/internal/jsonmsg"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,7 +92,7 @@ func TestHungDescriptor(t *testing.T) {
 		within(t, 5*time.Second, "store other", func() error { return owner.Store("other", w, 0, true) })
 		within(t, 5*time.Second, "fetch other", func() error {
 			files, err := owner.Fetch([]string{"other"}, false)
-			closeAll(files)
+			jsonmsg.CloseAll(files)
 			return err
 		})
 		within(t, 5*time.Second, "list again", func() error { _, err := owner.List(); return err })
@@ -434,7 +435,7 @@ func TestDescriptorHog(t *testing.T) {
 			t.Fatalf("round %d: store while the hog runs: %v", i, err)
 		}
 		files, err := c.Fetch([]string{"x"}, false)
-		closeAll(files)
+		jsonmsg.CloseAll(files)
 		if err != nil {
 			c.Close()
 			t.Fatalf("round %d: fetch while the hog runs: %v", i, err)
