@@ -6,125 +6,36 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"github.com/fdsend/fdsend/internal/holdertest"
 	"github.com/fdsend/fdsend/internal/jsonmsg"
 	"golang.org/x/sys/unix"
 )
 
 func init() {
-	childRoles["squatter"] = childSquatter
+	childRoles["squatter"] = holdertest.Squat
 }
 
-// squatReport is what childSquatter saw: connections, complete requests,
-// and descriptors that came with them.
-type squatReport struct {
-	Conns, Requests, FDs int
-}
-
-// childSquatter binds SQUAT_SOCK before the holder can (an abstract name,
-// or a path in a directory anyone may write in), says "ready", and answers
-// every request like a holder would — a list shows "bait", a fetch hands
-// out the read end of a pipe — until its standard input closes; then it
-// reports what it got as JSON.
-func childSquatter() error {
-	l, err := net.Listen("unix", os.Getenv("SQUAT_SOCK"))
-	if err != nil {
-		return err
-	}
-	fmt.Println("ready")
-	var mu sync.Mutex
-	var rep squatReport
-	var wg sync.WaitGroup
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			rep.Conns++
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				conn := fdsend.NewConn(c.(*net.UnixConn))
-				defer conn.Close()
-				for {
-					data, files, err := conn.ReadMsg()
-					if err != nil {
-						return
-					}
-					mu.Lock()
-					rep.Requests++
-					rep.FDs += len(files)
-					mu.Unlock()
-					for _, f := range files {
-						f.Close()
-					}
-					var req request
-					json.Unmarshal(data, &req)
-					resp := response{OK: true}
-					var give []any
-					switch req.Op {
-					case opList:
-						resp.Entries = []wireEntry{{Name: "bait", Kind: "pipe"}}
-					case opFetch:
-						for _, n := range req.Names {
-							pr, pw, err := os.Pipe()
-							if err != nil {
-								return
-							}
-							pw.Close()
-							defer pr.Close()
-							give = append(give, pr)
-							resp.Entries = append(resp.Entries, wireEntry{Name: n, Kind: "pipe"})
-						}
-					}
-					out, _ := json.Marshal(resp)
-					if conn.WriteMsg(out, give...) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	io.Copy(io.Discard, os.Stdin)
-	l.Close()
-	// The clients have hung up by now; let their goroutines read to the end.
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		return errors.New("connections still open 5s after the test ended")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return json.NewEncoder(os.Stdout).Encode(rep)
-}
-
-// squatter is a running childSquatter.
+// squatter is a running holdertest.Squat.
 type squatter struct {
 	t *testing.T
 	*fdtest.Child
 }
 
-// startSquatter runs childSquatter as user nobody (setpriv) on sock and
+// startSquatter runs holdertest.Squat as user nobody (setpriv) on sock and
 // waits until it listens.
 func startSquatter(t *testing.T, sock string) *squatter {
 	t.Helper()
-	s := &squatter{t: t, Child: fdtest.StartChild(t, childEnv, "squatter", true, "SQUAT_SOCK="+sock)}
+	s := &squatter{t: t, Child: fdtest.StartChild(t, childEnv, "squatter", true, holdertest.SockEnv+"="+sock)}
 	if line, err := s.ReadLine(childTimeout); line != "ready\n" {
 		t.Fatalf("squatter: %q, %v", line, err)
 	}
@@ -132,14 +43,14 @@ func startSquatter(t *testing.T, sock string) *squatter {
 }
 
 // report ends the squatter and returns what it got.
-func (s *squatter) report() squatReport {
+func (s *squatter) report() holdertest.Report {
 	s.t.Helper()
 	s.In.Close()
 	line, err := s.ReadLine(childTimeout)
 	if err != nil {
 		s.t.Fatalf("squatter report: %q, %v", line, err)
 	}
-	var r squatReport
+	var r holdertest.Report
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
 		s.t.Fatalf("squatter report %q: %v", line, err)
 	}

@@ -4,100 +4,36 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/fdsend/fdsend"
 	"github.com/fdsend/fdsend/holder"
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"github.com/fdsend/fdsend/internal/holdertest"
 )
 
 func init() {
-	children["squatter"] = squatterChild
+	children["squatter"] = holdertest.Squat
 }
 
-// squatterChild binds SQUAT_SOCK first, says "ready", and answers every
-// request like a holder: a list shows "bait", anything else is OK. When its
-// standard input closes it reports, as JSON, how many requests and
-// descriptors came.
-func squatterChild() error {
-	l, err := net.Listen("unix", os.Getenv("SQUAT_SOCK"))
-	if err != nil {
-		return err
-	}
-	fmt.Println("ready")
-	var mu sync.Mutex
-	var requests, fds int
-	var wg sync.WaitGroup
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				conn := fdsend.NewConn(c.(*net.UnixConn))
-				defer conn.Close()
-				for {
-					data, files, err := conn.ReadMsg()
-					if err != nil {
-						return
-					}
-					mu.Lock()
-					requests++
-					fds += len(files)
-					mu.Unlock()
-					for _, f := range files {
-						f.Close()
-					}
-					resp := `{"ok":true}`
-					if strings.Contains(string(data), `"op":"list"`) {
-						resp = `{"ok":true,"entries":[{"name":"bait","kind":"pipe","age_ns":0,"uid":0,"gid":0,"pid":0}]}`
-					}
-					if conn.WriteMsg([]byte(resp)) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	io.Copy(io.Discard, os.Stdin)
-	l.Close()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		return errors.New("connections still open 5s after the test ended")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return json.NewEncoder(os.Stdout).Encode(map[string]int{"requests": requests, "fds": fds})
-}
-
-// runSquatter runs squatterChild as nobody (setpriv) on sock; the returned
+// runSquatter runs holdertest.Squat as nobody (setpriv) on sock; the returned
 // function ends it and returns its report.
-func runSquatter(t *testing.T, sock string) (pid int, report func() map[string]int) {
+func runSquatter(t *testing.T, sock string) (pid int, report func() holdertest.Report) {
 	t.Helper()
-	c := fdtest.StartChild(t, childRoleEnv, "squatter", true, "SQUAT_SOCK="+sock)
+	c := fdtest.StartChild(t, childRoleEnv, "squatter", true, holdertest.SockEnv+"="+sock)
 	if line, err := c.ReadLine(cliTimeout); line != "ready\n" {
 		t.Fatalf("squatter: %q, %v", line, err)
 	}
-	return c.Cmd.Process.Pid, func() map[string]int {
+	return c.Cmd.Process.Pid, func() holdertest.Report {
 		t.Helper()
 		c.In.Close()
 		line, err := c.ReadLine(cliTimeout)
-		var r map[string]int
+		var r holdertest.Report
 		if err != nil || json.Unmarshal([]byte(line), &r) != nil {
 			t.Fatalf("squatter report: %q, %v", line, err)
 		}
@@ -146,8 +82,8 @@ func TestHolderCLIRefusesSquatter(t *testing.T) {
 			if r.status != 0 || !strings.HasPrefix(r.stdout, "bait\tpipe\t") {
 				t.Errorf("ls --holder-uid nobody: %d %q %q", r.status, r.stdout, r.stderr)
 			}
-			if got := report(); got["requests"] != 1 || got["fds"] != 0 {
-				t.Errorf("squatter got %d requests and %d descriptors; want only the trusted ls, no descriptor", got["requests"], got["fds"])
+			if got := report(); got.Requests != 1 || got.FDs != 0 {
+				t.Errorf("squatter got %d requests and %d descriptors; want only the trusted ls, no descriptor", got.Requests, got.FDs)
 			}
 		})
 	}
