@@ -100,25 +100,6 @@ func dialWait(path string, wait time.Duration) (*fdsend.Conn, error) {
 	return conn, err
 }
 
-// connectRetry is connectQueued where the kernel cannot queue a connector:
-// it dials again after short, growing pauses while the backlog is full.
-func connectRetry(path string, wait time.Duration) (*fdsend.Conn, error) {
-	deadline := time.Now().Add(wait)
-	pause := 2 * time.Millisecond
-	for {
-		conn, err := fdsend.Dial(path)
-		if err == nil || !errors.Is(err, syscall.EAGAIN) {
-			return conn, err
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, err
-		}
-		time.Sleep(min(pause, left))
-		pause = min(2*pause, 100*time.Millisecond)
-	}
-}
-
 // UntrustedError is the error of a connection refused because the peer is
 // not a trusted user: Socket is where the client connected ("" for a Client
 // of NewClient), Peer who answered there, Trusted the UIDs it would have

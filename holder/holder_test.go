@@ -459,25 +459,10 @@ func TestRefusedPeer(t *testing.T) {
 func TestNoRightsCannotHog(t *testing.T) {
 	fdtest.Check(t)
 	fdtest.NeedRoot(t, "it runs a child as nobody")
-	exe := fdtest.WorldBinary(t)
 	_, path := startServer(t, Config{MaxConns: 4, Rules: []Rule{{UID: -1, GID: 4242, Ops: AllOps}}}, fdtest.WorldDir(t))
-	cmd := child(exe, "hog", "HOLDER_SOCK="+path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
+	hog := fdtest.StartChild(t, childEnv, "hog", true, "HOLDER_SOCK="+path)
 	var n int
-	if _, err := fmt.Fscan(out, &n); err != nil || n == 0 {
+	if _, err := fmt.Fscan(hog.Out, &n); err != nil || n == 0 {
 		t.Fatalf("hog connected %d times: %v", n, err)
 	}
 	for i := range 4 {

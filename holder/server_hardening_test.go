@@ -3,13 +3,11 @@
 package holder
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,19 +41,6 @@ func within(t *testing.T, d time.Duration, what string, f func() error) {
 		}
 	case <-time.After(d):
 		t.Fatalf("%s: no answer within %v", what, d)
-	}
-}
-
-// dialRetry dials the holder, retrying for up to d while the socket's
-// backlog is full (EAGAIN).
-func dialRetry(path string, d time.Duration) (*Client, error) {
-	deadline := time.Now().Add(d)
-	for {
-		c, err := Dial(path)
-		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
-			return c, err
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -372,38 +357,15 @@ func readable(c *net.UnixConn) bool {
 	return ready
 }
 
-// startChild starts cmd, waits for it to print want as its first line, and
-// returns its standard input; closing it tells the child to finish, which
-// the test's cleanup does, then waits for the child (bounded).
-func startChild(t *testing.T, cmd *exec.Cmd, want string) io.WriteCloser {
+// startChild starts the test binary in role (as nobody if asked) and
+// waits for its first line, want; the child ends with the test.
+func startChild(t *testing.T, role, want string, asNobody bool, env ...string) *fdtest.Child {
 	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	c := fdtest.StartChild(t, childEnv, role, asNobody, env...)
+	if line, err := c.ReadLine(childTimeout); err != nil || line != want+"\n" {
+		t.Fatalf("child %s: %q, %v; want %q", role, line, err, want)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if err := fdtest.Wait(cmd, childTimeout); err != nil {
-			t.Errorf("child %s: %v", want, err)
-		}
-	})
-	if line, err := fdtest.ReadLine(bufio.NewReader(out), childTimeout); err != nil || line != want+"\n" {
-		t.Fatalf("child: %q, %v; want %q", line, err, want)
-	}
-	return stdin
-}
-
-// asNobody makes cmd run as nobody.
-func asNobody(cmd *exec.Cmd) *exec.Cmd {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}
-	return cmd
+	return c
 }
 
 // TestDescriptorHog: a holder under RLIMIT_NOFILE 128, and a user without
@@ -414,10 +376,9 @@ func asNobody(cmd *exec.Cmd) *exec.Cmd {
 func TestDescriptorHog(t *testing.T) {
 	fdtest.NeedRoot(t, "runs the hog as another user")
 	fdtest.Check(t)
-	exe := fdtest.WorldBinary(t)
 	path := filepath.Join(fdtest.WorldDir(t), "holder.sock")
-	startChild(t, child(exe, "holder-128", "HOLDER_SOCK="+path), "ready")
-	startChild(t, asNobody(child(exe, "fd-hog", "HOLDER_SOCK="+path)), "hogging")
+	startChild(t, "holder-128", "ready", false, "HOLDER_SOCK="+path)
+	startChild(t, "fd-hog", "hogging", true, "HOLDER_SOCK="+path)
 	_, w := pipe(t)
 	for i := range 20 {
 		c, err := Dial(path)
@@ -501,26 +462,8 @@ func childFlood() error {
 func TestConnectFlood(t *testing.T) {
 	fdtest.NeedRoot(t, "it runs the flood as another user")
 	fdtest.Check(t)
-	exe := fdtest.WorldBinary(t)
 	_, path := startServer(t, Config{Rules: []Rule{{UID: -1, GID: 4242, Ops: AllOps}}}, fdtest.WorldDir(t))
-	flood := child(exe, "flood", "HOLDER_SOCK="+path)
-	flood.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: fdtest.Nobody, Gid: fdtest.Nobody}}
-	stdin, err := flood.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := flood.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := flood.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer flood.Wait()
-	defer stdin.Close()
-	if line, err := fdtest.ReadLine(bufio.NewReader(out), childTimeout); err != nil || line != "flooding\n" {
-		t.Fatalf("flood: %q, %v", line, err)
-	}
+	startChild(t, "flood", "flooding", true, "HOLDER_SOCK="+path)
 	// Each Dial is answered at once: the client waits in the kernel's queue
 	// of connectors, where the flood cannot keep outrunning it. (A client
 	// that retries EAGAIN itself lost the race for up to 2 s, and then

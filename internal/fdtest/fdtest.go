@@ -235,7 +235,9 @@ type Child struct {
 // extra environment), as user nobody through setpriv when asNobody (a
 // world-readable copy of the binary; the test is skipped without root, see
 // NeedRoot). The child's standard error is the test's. When the test ends
-// the child is killed and reaped.
+// its standard input is closed, which tells a role that waits on it to
+// finish; one that has not exited within ten seconds is killed, and the
+// test fails.
 func StartChild(t testing.TB, env, role string, asNobody bool, extra ...string) *Child {
 	t.Helper()
 	var cmd *exec.Cmd
@@ -273,9 +275,15 @@ func StartChild(t testing.TB, env, role string, asNobody bool, extra ...string) 
 	c := &Child{Cmd: cmd, In: in, Out: bufio.NewReader(pr), done: make(chan struct{})}
 	go func() { c.err = cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-c.done
-		pr.Close()
+		defer pr.Close()
+		in.Close()
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-c.done
+			t.Errorf("child %s did not exit within 10s of the test's end; killed", role)
+		}
 	})
 	return c
 }
