@@ -3,7 +3,6 @@
 package handoff
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -11,10 +10,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,34 +124,15 @@ func TestPlantedLockFile(t *testing.T) {
 
 	plant := func(t *testing.T, kind, path, target string) {
 		t.Helper()
-		cmd := exec.Command("setpriv", "--reuid="+strconv.Itoa(fdtest.Nobody), "--regid="+strconv.Itoa(fdtest.Nobody), "--clear-groups", exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=plant", "PLANT_KIND="+kind, "PLANT_PATH="+path, "PLANT_TARGET="+target)
-		cmd.Stderr = os.Stderr
+		c := fdtest.StartChild(t, childEnv, "plant", true, "PLANT_KIND="+kind, "PLANT_PATH="+path, "PLANT_TARGET="+target)
 		if kind != "leased" {
-			if err := startWait(cmd, 10*time.Second); err != nil {
+			if err := c.Wait(10 * time.Second); err != nil {
 				t.Fatalf("planting a %s as nobody: %v", kind, err)
 			}
 			return
 		}
 		// The lease lasts as long as the process: until the test ends.
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			stdin.Close()
-			if err := fdtest.Wait(cmd, 10*time.Second); err != nil {
-				t.Errorf("lease holder: %v", err)
-			}
-		})
-		if line, err := readLine(bufio.NewReader(stdout), 10*time.Second); line != "leased" {
+		if line, err := c.ReadLine(10 * time.Second); line != "leased\n" {
 			t.Fatalf("lease holder said %q, %v", line, err)
 		}
 	}
