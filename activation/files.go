@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/fdsend/fdsend/activation/internal/fdkind"
+	"github.com/fdsend/fdsend/internal/fdkind"
 )
 
 // File is one inherited descriptor and the name the launcher gave it.
@@ -191,8 +191,8 @@ func closeConn(c net.Conn)             { c.Close() }
 func closeFile(f *os.File)             { f.Close() }
 
 // kind is what a taking function wants a descriptor to be, and fdInfo what
-// one turned out to be (package fdkind, shared with the tests of
-// activation/spawn).
+// one turned out to be (package internal/fdkind, whose other rendering is
+// the holder's; the tests of activation/spawn use it too).
 type (
 	kind   = fdkind.Kind
 	fdInfo = fdkind.Info

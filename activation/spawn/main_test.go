@@ -13,9 +13,8 @@ import (
 
 	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/activation/internal/acttest"
-	"github.com/fdsend/fdsend/activation/internal/fdkind"
 	"github.com/fdsend/fdsend/activation/internal/pidfd"
-	"golang.org/x/sys/unix"
+	"github.com/fdsend/fdsend/internal/fdkind"
 )
 
 func TestMain(m *testing.M) {
@@ -67,19 +66,15 @@ func childReport() {
 		r.FilesErr = err.Error()
 	}
 	for _, f := range fs {
-		info, err := fdkind.Of(f.File)
+		d, err := fdkind.Inspect(f.File)
+		info, ierr := d.Info()
+		if err == nil {
+			err = ierr
+		}
 		if err != nil {
 			info.Desc = "error: " + err.Error()
 		}
-		fr := fileReport{Name: f.Name, Desc: info.Desc}
-		if rc, err := f.File.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) {
-				if sa, err := unix.Getsockname(int(fd)); err == nil {
-					fr.Addr = sockaddrString(sa)
-				}
-			})
-		}
-		r.Files = append(r.Files, fr)
+		r.Files = append(r.Files, fileReport{Name: f.Name, Desc: info.Desc, Addr: d.Local})
 	}
 	for k := range acttest.ListenEnv() {
 		r.EnvAfter = append(r.EnvAfter, k)
@@ -102,18 +97,6 @@ func childReport() {
 			}
 		}
 	}
-}
-
-func sockaddrString(sa unix.Sockaddr) string {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
-	case *unix.SockaddrInet6:
-		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
-	case *unix.SockaddrUnix:
-		return a.Name
-	}
-	return fmt.Sprintf("%T", sa)
 }
 
 // childExec opens sockets of its own (so that its runtime holds low

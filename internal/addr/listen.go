@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/fdsend/fdsend/internal/fdkind"
 	"github.com/fdsend/fdsend/internal/socket"
 	"github.com/fdsend/fdsend/internal/sockfile"
 	"golang.org/x/sys/unix"
@@ -196,29 +197,24 @@ func zoneID(zone string) (uint32, error) {
 	return uint32(ifi.Index), nil
 }
 
-// formatSockaddr formats a bound address the way Addr.String does.
+// formatSockaddr formats a bound address the way Addr.String does. It is
+// fdkind.FormatAddr but for three cases: an IPv6 zone is written by its
+// interface's name where there is one (the form Parse reads), an unnamed
+// Unix socket reads "@", and another family its Go type.
 func formatSockaddr(sa unix.Sockaddr) string {
-	switch s := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), uint16(s.Port)).String()
-	case *unix.SockaddrInet6:
-		ip := netip.AddrFrom16(s.Addr)
-		if s.ZoneId != 0 {
-			zone := strconv.Itoa(int(s.ZoneId))
-			if ifi, err := net.InterfaceByIndex(int(s.ZoneId)); err == nil {
-				zone = ifi.Name
+	if ap, ok := fdkind.AddrPort(sa); ok {
+		if id, err := strconv.Atoi(ap.Addr().Zone()); err == nil {
+			if ifi, err := net.InterfaceByIndex(id); err == nil {
+				ap = netip.AddrPortFrom(ap.Addr().WithZone(ifi.Name), ap.Port())
 			}
-			ip = ip.WithZone(zone)
 		}
-		return netip.AddrPortFrom(ip, uint16(s.Port)).String()
-	case *unix.SockaddrUnix:
-		if s.Name == "" {
-			return "@"
-		}
-		if s.Name[0] == 0 {
-			return "@" + s.Name[1:]
-		}
-		return s.Name
+		return ap.String()
+	}
+	if s := fdkind.FormatAddr(sa); s != "" {
+		return s
+	}
+	if _, ok := sa.(*unix.SockaddrUnix); ok {
+		return "@"
 	}
 	return fmt.Sprintf("%T", sa)
 }

@@ -302,3 +302,30 @@ func TestListenPathFullBacklog(t *testing.T) {
 		t.Fatal("Listen hangs on a socket whose backlog is full")
 	}
 }
+
+// TestFormatSockaddr checks where Bound's formatting differs from
+// fdkind.FormatAddr: zones by name, unnamed Unix sockets, other families.
+func TestFormatSockaddr(t *testing.T) {
+	lo, err := net.InterfaceByIndex(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := [16]byte{0: 0xfe, 1: 0x80, 15: 1}
+	for _, tc := range []struct {
+		sa   unix.Sockaddr
+		want string
+	}{
+		{&unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: 80}, "127.0.0.1:80"},
+		{&unix.SockaddrInet6{Addr: ll, Port: 53, ZoneId: 1}, "[fe80::1%" + lo.Name + "]:53"},
+		{&unix.SockaddrInet6{Addr: ll, Port: 53, ZoneId: 1 << 30}, "[fe80::1%1073741824]:53"},
+		{&unix.SockaddrUnix{Name: "/run/x.sock"}, "/run/x.sock"},
+		{&unix.SockaddrUnix{Name: "@app"}, "@app"},
+		{&unix.SockaddrUnix{Name: "@"}, "@"},
+		{&unix.SockaddrUnix{}, "@"},
+		{&unix.SockaddrNetlink{}, "*unix.SockaddrNetlink"},
+	} {
+		if got := formatSockaddr(tc.sa); got != tc.want {
+			t.Errorf("formatSockaddr(%#v) = %q, want %q", tc.sa, got, tc.want)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package holder
+package fdkind
 
 import (
 	"strconv"
@@ -17,15 +17,15 @@ func fdPath(fd int) string {
 	return string(buf[:n])
 }
 
-// otherFamily describes a socket of a family other than IP and Unix.
-func otherFamily(sa unix.Sockaddr, typ int) string {
+// otherFamily names the family of an address that is neither IP nor Unix.
+func otherFamily(sa unix.Sockaddr) Family {
 	switch sa.(type) {
 	case *unix.SockaddrNetlink:
-		return "netlink " + sockType(typ)
+		return Netlink
 	case *unix.SockaddrLinklayer:
-		return "packet " + sockType(typ)
+		return LinkLayer
 	case *unix.SockaddrVM:
-		return "vsock " + sockType(typ)
+		return Vsock
 	}
-	return "socket (" + sockType(typ) + ")"
+	return OtherFamily
 }

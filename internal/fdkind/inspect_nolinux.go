@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || illumos || netbsd || openbsd
 
-package holder
+package fdkind
 
 import "golang.org/x/sys/unix"
 
@@ -8,7 +8,5 @@ import "golang.org/x/sys/unix"
 // descriptor's path, so files are described by their type alone.
 func fdPath(fd int) string { return "" }
 
-// otherFamily describes a socket of a family other than IP and Unix.
-func otherFamily(sa unix.Sockaddr, typ int) string {
-	return "socket (" + sockType(typ) + ")"
-}
+// otherFamily names the family of an address that is neither IP nor Unix.
+func otherFamily(sa unix.Sockaddr) Family { return OtherFamily }
