@@ -41,7 +41,9 @@ func Squat() error {
 	var mu sync.Mutex
 	var rep Report
 	var wg sync.WaitGroup
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := l.Accept()
 			if err != nil {
@@ -62,6 +64,8 @@ func Squat() error {
 	}()
 	io.Copy(io.Discard, os.Stdin)
 	l.Close()
+	// No wg.Add after this: the accept loop has ended.
+	<-accepting
 	// The clients have hung up by now; let their goroutines read to the end.
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
