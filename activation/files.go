@@ -73,7 +73,7 @@ func FilesKeepEnv() ([]File, error) { return inherited.list(false) }
 // them has been taken already (each descriptor can be taken once), or if it
 // is not a listening socket. On error nothing is taken.
 func Listener(name string) (net.Listener, error) {
-	ls, err := takeAs(&inherited, name, kindListener, true, false, net.FileListener, closeListener)
+	ls, err := takeAs(&inherited, name, kindListener, takeOne, net.FileListener, closeListener)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func Listener(name string) (net.Listener, error) {
 // unit, for example. It errs as Listener does, and if any of them is not a
 // listening socket or has been taken; then nothing is taken.
 func Listeners(name string) ([]net.Listener, error) {
-	return takeAs(&inherited, name, kindListener, false, false, net.FileListener, closeListener)
+	return takeAs(&inherited, name, kindListener, takeAll, net.FileListener, closeListener)
 }
 
 // PacketConn takes the one inherited datagram socket named name and returns
@@ -93,7 +93,7 @@ func Listeners(name string) ([]net.Listener, error) {
 // the caller owns and closes, registered with the network poller so that
 // deadlines work. Errors and ownership are as for Listener.
 func PacketConn(name string) (net.PacketConn, error) {
-	cs, err := takeAs(&inherited, name, kindPacket, true, false, net.FilePacketConn, closePacketConn)
+	cs, err := takeAs(&inherited, name, kindPacket, takeOne, net.FilePacketConn, closePacketConn)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func PacketConn(name string) (net.PacketConn, error) {
 // PacketConns takes every inherited datagram socket named name, as
 // PacketConn does for one.
 func PacketConns(name string) ([]net.PacketConn, error) {
-	return takeAs(&inherited, name, kindPacket, false, false, net.FilePacketConn, closePacketConn)
+	return takeAs(&inherited, name, kindPacket, takeAll, net.FilePacketConn, closePacketConn)
 }
 
 // Conn takes the one inherited connected stream or seqpacket socket named
@@ -112,7 +112,7 @@ func PacketConns(name string) ([]net.PacketConn, error) {
 // closes, registered with the network poller so that deadlines work. Errors
 // and ownership are as for Listener.
 func Conn(name string) (net.Conn, error) {
-	cs, err := takeAs(&inherited, name, kindConn, true, false, net.FileConn, closeConn)
+	cs, err := takeAs(&inherited, name, kindConn, takeOne, net.FileConn, closeConn)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func Conn(name string) (net.Conn, error) {
 // Conns takes every inherited connected socket named name, as Conn does for
 // one.
 func Conns(name string) ([]net.Conn, error) {
-	return takeAs(&inherited, name, kindConn, false, false, net.FileConn, closeConn)
+	return takeAs(&inherited, name, kindConn, takeAll, net.FileConn, closeConn)
 }
 
 // TakeFile takes the one inherited descriptor named name, of any kind (a
@@ -135,7 +135,7 @@ func Conns(name string) ([]net.Conn, error) {
 // directories are left as they are. Errors are as for Listener, without the
 // kind check.
 func TakeFile(name string) (*os.File, error) {
-	fs, err := takeAs(&inherited, name, kindFile, true, false, pollableCopy, closeFile)
+	fs, err := takeAs(&inherited, name, kindFile, takeOne, pollableCopy, closeFile)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func TakeFile(name string) (*os.File, error) {
 // TakeFiles takes every inherited descriptor named name, as TakeFile does
 // for one.
 func TakeFiles(name string) ([]*os.File, error) {
-	return takeAs(&inherited, name, kindFile, false, false, pollableCopy, closeFile)
+	return takeAs(&inherited, name, kindFile, takeAll, pollableCopy, closeFile)
 }
 
 // ListenOrInherit returns the inherited listening socket named name when
@@ -161,7 +161,7 @@ func TakeFiles(name string) ([]*os.File, error) {
 // several descriptors with the name, several unnamed listeners) are returned
 // rather than papered over by listening afresh.
 func ListenOrInherit(name, network, address string) (net.Listener, error) {
-	ls, err := takeAs(&inherited, name, kindListener, true, true, net.FileListener, closeListener)
+	ls, err := takeAs(&inherited, name, kindListener, takeOneOrUnnamed, net.FileListener, closeListener)
 	if err == nil {
 		return ls[0], nil
 	}
@@ -175,7 +175,7 @@ func ListenOrInherit(name, network, address string) (net.Listener, error) {
 // inherited datagram socket named name (or the single unnamed one), else
 // net.ListenPacket(network, address).
 func ListenPacketOrInherit(name, network, address string) (net.PacketConn, error) {
-	cs, err := takeAs(&inherited, name, kindPacket, true, true, net.FilePacketConn, closePacketConn)
+	cs, err := takeAs(&inherited, name, kindPacket, takeOneOrUnnamed, net.FilePacketConn, closePacketConn)
 	if err == nil {
 		return cs[0], nil
 	}
@@ -265,11 +265,24 @@ func unsetListenVars() {
 	}
 }
 
-// takeAs takes the descriptors named name (exactly one if single), checks
-// that each is of kind k and converts each with conv. With fallback, a name
-// that matches nothing falls back to the single untaken descriptor of kind k
-// named UnknownName. Either everything asked for is taken, or nothing is.
-func takeAs[T any](s *set, name string, k kind, single, fallback bool, conv func(*os.File) (T, error), closeT func(T)) ([]T, error) {
+// take says how takeAs picks descriptors.
+type take uint8
+
+const (
+	// takeAll takes every descriptor of the name.
+	takeAll take = 0
+	// takeOne takes exactly one: several of the name are an error.
+	takeOne take = 1 << iota
+	// takeOneOrUnnamed is takeOne, and a name that matches nothing falls
+	// back to the single untaken descriptor of the kind named UnknownName.
+	takeOneOrUnnamed
+)
+
+// takeAs takes the descriptors named name as how says, checks that each is
+// of kind k and converts each with conv. Either everything asked for is
+// taken, or nothing is.
+func takeAs[T any](s *set, name string, k kind, how take, conv func(*os.File) (T, error), closeT func(T)) ([]T, error) {
+	single, fallback := how != takeAll, how == takeOneOrUnnamed
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()

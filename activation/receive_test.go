@@ -56,7 +56,7 @@ func TestTakeListener(t *testing.T) {
 	fdtest.Check(t)
 	l := acttest.ListenTCP(t)
 	ts := newTestSet(t, "web", l)
-	got, err := takeAs(ts.s, "web", kindListener, true, false, net.FileListener, closeListener)
+	got, err := takeAs(ts.s, "web", kindListener, takeOne, net.FileListener, closeListener)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestTakeListener(t *testing.T) {
 	c.Close()
 	// Taking twice is an error, whatever the kind asked for.
 	for _, k := range []kind{kindListener, kindFile} {
-		if _, err := takeAs(ts.s, "web", k, true, false, pollableCopy, closeFile); err == nil || !strings.Contains(err.Error(), "taken already") {
+		if _, err := takeAs(ts.s, "web", k, takeOne, pollableCopy, closeFile); err == nil || !strings.Contains(err.Error(), "taken already") {
 			t.Errorf("second take as %v: %v, want a 'taken already' error", k, err)
 		}
 	}
@@ -115,18 +115,18 @@ func TestTakeWrongKind(t *testing.T) {
 		{"web", kindConn, `not a connected socket`},
 	}
 	for _, c := range cases {
-		_, err := takeAs(ts.s, c.name, c.k, true, false, func(*os.File) (int, error) { return 0, nil }, func(int) {})
+		_, err := takeAs(ts.s, c.name, c.k, takeOne, func(*os.File) (int, error) { return 0, nil }, func(int) {})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("take %q as %v: %v, want %q", c.name, c.k, err, c.want)
 		}
 	}
 	// Nothing was taken by the failures: each can still be taken rightly.
-	if got, err := takeAs(ts.s, "dns", kindPacket, true, false, net.FilePacketConn, closePacketConn); err != nil {
+	if got, err := takeAs(ts.s, "dns", kindPacket, takeOne, net.FilePacketConn, closePacketConn); err != nil {
 		t.Errorf("PacketConn after failures: %v", err)
 	} else {
 		got[0].Close()
 	}
-	if got, err := takeAs(ts.s, "conn", kindConn, true, false, net.FileConn, closeConn); err != nil {
+	if got, err := takeAs(ts.s, "conn", kindConn, takeOne, net.FileConn, closeConn); err != nil {
 		t.Errorf("Conn: %v", err)
 	} else {
 		// Pollable: the read deadline works.
@@ -137,7 +137,7 @@ func TestTakeWrongKind(t *testing.T) {
 		got[0].Close()
 	}
 	// A pipe taken as a file is pollable.
-	got, err := takeAs(ts.s, "log", kindFile, true, false, pollableCopy, closeFile)
+	got, err := takeAs(ts.s, "log", kindFile, takeOne, pollableCopy, closeFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,17 +161,17 @@ func TestTakeNames(t *testing.T) {
 	fdtest.Check(t)
 	ts := newTestSet(t, "web", acttest.ListenTCP(t), "web", acttest.ListenTCP(t), "dns", acttest.ListenUDP(t), "", acttest.ListenTCP(t))
 	// Singular with two matches.
-	_, err := takeAs(ts.s, "web", kindListener, true, false, net.FileListener, closeListener)
+	_, err := takeAs(ts.s, "web", kindListener, takeOne, net.FileListener, closeListener)
 	if err == nil || !strings.Contains(err.Error(), `2 descriptors are named "web" (descriptor 0 "web", descriptor 1 "web")`) {
 		t.Errorf("Listener with two matches: %v", err)
 	}
 	// Not inherited.
-	_, err = takeAs(ts.s, "nope", kindListener, true, false, net.FileListener, closeListener)
+	_, err = takeAs(ts.s, "nope", kindListener, takeOne, net.FileListener, closeListener)
 	if !errors.Is(err, ErrNotInherited) || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), `descriptor 2 "dns"`) {
 		t.Errorf("missing name: %v", err)
 	}
 	// Plural takes both, in order, all or nothing.
-	ls, err := takeAs(ts.s, "web", kindListener, false, false, net.FileListener, closeListener)
+	ls, err := takeAs(ts.s, "web", kindListener, takeAll, net.FileListener, closeListener)
 	if err != nil || len(ls) != 2 {
 		t.Fatalf("Listeners: %v, %v", ls, err)
 	}
@@ -179,13 +179,13 @@ func TestTakeNames(t *testing.T) {
 		l.Close()
 	}
 	// The empty name is a name.
-	ls, err = takeAs(ts.s, "", kindListener, true, false, net.FileListener, closeListener)
+	ls, err = takeAs(ts.s, "", kindListener, takeOne, net.FileListener, closeListener)
 	if err != nil {
 		t.Fatalf("empty name: %v", err)
 	}
 	ls[0].Close()
 	// Inventory marks what is taken.
-	_, err = takeAs(ts.s, "nope", kindFile, true, false, pollableCopy, closeFile)
+	_, err = takeAs(ts.s, "nope", kindFile, takeOne, pollableCopy, closeFile)
 	if err == nil || !strings.Contains(err.Error(), `descriptor 0 "web" (taken)`) {
 		t.Errorf("inventory: %v", err)
 	}
@@ -194,7 +194,7 @@ func TestTakeNames(t *testing.T) {
 func TestTakePluralAtomic(t *testing.T) {
 	fdtest.Check(t)
 	ts := newTestSet(t, "x", acttest.ListenTCP(t), "x", acttest.ListenUDP(t))
-	if _, err := takeAs(ts.s, "x", kindListener, false, false, net.FileListener, closeListener); err == nil {
+	if _, err := takeAs(ts.s, "x", kindListener, takeAll, net.FileListener, closeListener); err == nil {
 		t.Fatal("Listeners over a listener and a datagram socket: no error")
 	}
 	// A conversion failing on the second: the first is closed, nothing taken.
@@ -206,10 +206,10 @@ func TestTakePluralAtomic(t *testing.T) {
 		}
 		return pollableCopy(f)
 	}
-	if _, err := takeAs(ts.s, "x", kindFile, false, false, conv, closeFile); err == nil || !strings.Contains(err.Error(), "boom") {
+	if _, err := takeAs(ts.s, "x", kindFile, takeAll, conv, closeFile); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("failing conversion: %v", err)
 	}
-	fs, err := takeAs(ts.s, "x", kindFile, false, false, pollableCopy, closeFile)
+	fs, err := takeAs(ts.s, "x", kindFile, takeAll, pollableCopy, closeFile)
 	if err != nil || len(fs) != 2 {
 		t.Fatalf("TakeFiles after failures: %v %v", fs, err)
 	}
@@ -222,7 +222,7 @@ func TestTakeFallbackUnknown(t *testing.T) {
 	fdtest.Check(t)
 	l := acttest.ListenTCP(t)
 	ts := newTestSet(t, UnknownName, acttest.ListenUDP(t), UnknownName, l)
-	ls, err := takeAs(ts.s, "http", kindListener, true, true, net.FileListener, closeListener)
+	ls, err := takeAs(ts.s, "http", kindListener, takeOneOrUnnamed, net.FileListener, closeListener)
 	if err != nil {
 		t.Fatalf("fallback: %v", err)
 	}
@@ -232,12 +232,12 @@ func TestTakeFallbackUnknown(t *testing.T) {
 	ls[0].Close()
 	// Without fallback the name must match.
 	ts = newTestSet(t, UnknownName, acttest.ListenTCP(t))
-	if _, err := takeAs(ts.s, "http", kindListener, true, false, net.FileListener, closeListener); !errors.Is(err, ErrNotInherited) {
+	if _, err := takeAs(ts.s, "http", kindListener, takeOne, net.FileListener, closeListener); !errors.Is(err, ErrNotInherited) {
 		t.Errorf("no fallback: %v", err)
 	}
 	// Two unnamed listeners: ambiguous, and said so.
 	ts = newTestSet(t, UnknownName, acttest.ListenTCP(t), UnknownName, acttest.ListenTCP(t))
-	_, err = takeAs(ts.s, "http", kindListener, true, true, net.FileListener, closeListener)
+	_, err = takeAs(ts.s, "http", kindListener, takeOneOrUnnamed, net.FileListener, closeListener)
 	if err == nil || errors.Is(err, ErrNotInherited) || !strings.Contains(err.Error(), "2 unnamed ones") {
 		t.Errorf("two unnamed: %v", err)
 	}
@@ -252,7 +252,7 @@ func TestSetLoadError(t *testing.T) {
 		if _, err := s.list(false); err != want {
 			t.Errorf("list: %v", err)
 		}
-		if _, err := takeAs(s, "a", kindFile, true, true, pollableCopy, closeFile); err != want {
+		if _, err := takeAs(s, "a", kindFile, takeOneOrUnnamed, pollableCopy, closeFile); err != want {
 			t.Errorf("take: %v", err)
 		}
 	}
