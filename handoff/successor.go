@@ -33,7 +33,7 @@ type Endpoint struct {
 // belongs to the caller; it is pollable (deadlines and Close work) and its
 // descriptor is close-on-exec.
 //
-// Names follow the rules of activation.ValidateName (internal/fdname), and each may be
+// Names follow the rules of activation.ValidateName, and each may be
 // registered once. An inherited Unix socket's file is left to the older
 // instance until Ready, then removed by this listener's Close unless it is
 // handed on in turn. A stale Unix socket file (nobody listening) at address

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend"
+	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/notify"
 )
 
@@ -349,8 +350,8 @@ func (s *Server) handle(b []byte, files []*os.File) {
 		switch {
 		case !ok:
 			s.logf("fdstore: FDSTOREREMOVE=1 without FDNAME=; ignored")
-		case notify.CheckName(name) != nil:
-			s.logf("fdstore: FDSTOREREMOVE=1: %v; ignored", notify.CheckName(name))
+		case fdname.Check(name) != nil:
+			s.logf("fdstore: FDSTOREREMOVE=1: %v; ignored", fdname.Check(name))
 		default:
 			s.remove(name)
 		}
@@ -364,8 +365,12 @@ func (s *Server) handle(b []byte, files []*os.File) {
 		switch {
 		case len(files) == 0:
 			s.logf("fdstore: FDSTORE=1 without descriptors; ignored")
-		case notify.CheckName(name) != nil:
-			s.logf("fdstore: FDSTORE=1: %v; closing %d descriptors", notify.CheckName(name), len(files))
+		case fdname.Check(name) != nil:
+			what := fmt.Sprintf("the %d descriptors", len(files))
+			if len(files) == 1 {
+				what = "the descriptor"
+			}
+			s.logf("fdstore: FDSTORE=1: %v; closing %s it carried", fdname.Check(name), what)
 		default:
 			s.store(name, files, !m.has("FDPOLL=0"))
 			files = nil
