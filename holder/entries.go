@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fdsend/fdsend"
 )
@@ -118,11 +119,14 @@ func (e *entry) expired(now time.Time) bool {
 func (e *entry) wire(now time.Time, kind string) wireEntry {
 	w := wireEntry{
 		Name: e.name,
-		Kind: kind,
+		Kind: kind, // encoding/json makes it valid UTF-8
 		Age:  int64(now.Sub(e.stored)),
 		UID:  e.by.UID,
 		GID:  e.by.GID,
 		PID:  e.by.PID,
+	}
+	if !utf8.ValidString(kind) {
+		w.KindRaw = []byte(kind)
 	}
 	if !e.expires.IsZero() {
 		w.ExpiresIn = max(int64(e.expires.Sub(now)), 1)

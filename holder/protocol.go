@@ -41,8 +41,12 @@ type response struct {
 
 // wireEntry is an Entry on the wire.
 type wireEntry struct {
-	Name      string `json:"name"`
-	Kind      string `json:"kind"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// KindRaw carries Kind's bytes, base64, when they are not UTF-8 (a
+	// path may hold any byte, and JSON strings turn such bytes into
+	// U+FFFD, so that two paths could not be told apart).
+	KindRaw   []byte `json:"kind_raw,omitempty"`
 	Age       int64  `json:"age_ns"`
 	ExpiresIn int64  `json:"expires_in_ns,omitempty"`
 	UID       int    `json:"uid"`
@@ -51,9 +55,13 @@ type wireEntry struct {
 }
 
 func (w wireEntry) entry() Entry {
+	kind := w.Kind
+	if w.KindRaw != nil {
+		kind = string(w.KindRaw)
+	}
 	return Entry{
 		Name:      w.Name,
-		Kind:      w.Kind,
+		Kind:      kind,
 		Age:       time.Duration(w.Age),
 		ExpiresIn: time.Duration(w.ExpiresIn),
 		StoredBy:  fdsend.Cred{PID: w.PID, UID: w.UID, GID: w.GID},
@@ -67,6 +75,8 @@ type Entry struct {
 	// Kind says what the descriptor is, found out by the holder from the
 	// descriptor itself: "tcp listener 127.0.0.1:8080", "udp 0.0.0.0:53",
 	// "unix stream listener /run/x.sock", "file /var/log/x", "pipe", ...
+	// A path in it is as the system gave it: any bytes, not always UTF-8,
+	// so print it escaped.
 	Kind string
 	// Age is how long it has been held.
 	Age time.Duration

@@ -209,8 +209,9 @@ func TestHolderCLIEscapes(t *testing.T) {
 		t.Fatalf("ls: %q, want 2 lines", out)
 	}
 	f := strings.Split(lines[0], "\t")
-	// The holder's JSON answer carries each invalid byte as U+FFFD.
-	wantKind := "file " + dir + `/x\r\x1b]0;owned\x07\\t\u{fffd}\u{fffd}.txt`
+	// The holder's answer carries the path's bytes as they are (kind_raw),
+	// so each invalid byte is shown as itself.
+	wantKind := "file " + dir + `/x\r\x1b]0;owned\x07\\t\xff\xfe.txt`
 	if len(f) != 4 || f[0] != `back\\tslash` || f[1] != wantKind {
 		t.Errorf("ls line %q; want the fields %q and %q", lines[0], `back\\tslash`, wantKind)
 	}
