@@ -37,7 +37,7 @@ type Conn struct {
 	typeOnce sync.Once
 	typeErr  error
 	rc       syscall.RawConn // the socket's, set by checkType
-	ctlExtra bool            // receives need room for credentials (see ctlLen)
+	ctlHead  int             // room for the control messages before SCM_RIGHTS (see ctlLen)
 
 	wmu  sync.Mutex
 	werr error // sticky: a write failed part-way through a message
@@ -134,7 +134,7 @@ func (c *Conn) checkType() error {
 			c.typeErr = fmt.Errorf("fdsend: Conn needs a SOCK_STREAM socket, this one is type %d: %w", typ, errProtoType)
 			return
 		}
-		rc.Control(func(fd uintptr) { c.ctlExtra = passesCredentials(int(fd)) })
+		rc.Control(func(fd uintptr) { c.ctlHead = ctlHeaders(int(fd)) })
 	})
 	return c.typeErr
 }
@@ -466,20 +466,20 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 }
 
 // ctlLen is the size of the control buffer for a receive of up to n
-// descriptors: room for exactly n, plus room for credentials and a pidfd
-// only if the socket asks for them; 0 when n is 0 and nothing else is
-// expected. Where the kernel installs descriptors beyond the buffer anyway
-// (fullControlBuffer), the buffer is as RecvMsg sizes it.
+// descriptors: room for exactly n, after room for the headers the socket's
+// options make the kernel put first (read once, at the first ReadMsg); 0
+// when there is nothing to receive. Where the kernel installs descriptors
+// beyond the buffer anyway (fullControlBuffer), the buffer is as RecvMsg
+// sizes it.
 func (c *Conn) ctlLen(n int) int {
-	switch {
-	case fullControlBuffer:
+	if fullControlBuffer {
 		return oobLen(n)
-	case c.ctlExtra:
-		return rightsSpace(n) + oobExtra
-	case n == 0:
-		return 0
 	}
-	return rightsSpace(n)
+	size := c.ctlHead
+	if n > 0 {
+		size += rightsLen(n)
+	}
+	return min(size, oobRecvMax)
 }
 
 // endOfStream handles a read of zero bytes: the peer has closed.
@@ -563,7 +563,11 @@ func (c *Conn) LocalAddr() net.Addr { return c.uc.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr { return c.uc.RemoteAddr() }
 
 // UnixConn returns the underlying socket, for options such as buffer sizes.
-// Reading or writing it directly breaks the framing.
+// Reading or writing it directly breaks the framing. Options that add
+// control messages to every receive (SO_PASSCRED, SO_PASSPIDFD, SO_PASSSEC)
+// are read once, at the first ReadMsg, to size its control buffer: set them
+// before it (turned on later, their headers take the descriptors' room and
+// a message with descriptors fails as truncated).
 func (c *Conn) UnixConn() *net.UnixConn { return c.uc }
 
 // PeerCred returns the credentials of the peer process (see PeerCred).

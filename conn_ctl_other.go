@@ -2,7 +2,9 @@
 
 package fdsend
 
-// passesCredentials reports whether receives on the socket fd may carry a
-// credentials header besides the descriptors. Here it is not asked: the
-// control buffer always keeps room for one (LOCAL_CREDS and the like).
-func passesCredentials(fd int) bool { return true }
+// ctlHeaders returns the room kept for control messages other than
+// SCM_RIGHTS: here always oobExtra, whatever the socket's options.
+func ctlHeaders(fd int) int { return oobExtra }
+
+// rightsLen is the room for n descriptors.
+func rightsLen(n int) int { return rightsSpace(n) }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -34,6 +35,8 @@ type Listener struct {
 	path    string            // "" for an abstract address
 	made    os.FileInfo       // the socket file as Listen made it; nil for abstract
 	refused func(Cred, error) // test hook: told about each refused peer
+
+	removeOnce sync.Once
 }
 
 // Listen listens on the Unix socket path with the default ListenConfig:
@@ -104,10 +107,15 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) { return l.ul.SyscallC
 
 // Close stops listening, which unblocks Accept, and removes the socket file
 // if it is still the one this Listener created (same device and inode), so
-// that a successor that took the path over keeps its socket.
+// that a successor that took the path over keeps its socket. A second Close
+// removes nothing and returns an error wrapping net.ErrClosed.
 func (l *Listener) Close() error {
-	// Compare and remove while our socket still holds its inode: once it is
-	// closed, a successor's new socket file may get the same inode number.
-	removeSocketFile(l.path, l.made)
+	l.removeOnce.Do(func() {
+		// Compare and remove while our socket still holds its inode:
+		// once it is closed, a successor's new socket file may get the
+		// same inode number. For the same reason only once: after our
+		// file is gone, its inode number is free for the next file.
+		removeSocketFile(l.path, l.made)
+	})
 	return l.ul.Close()
 }

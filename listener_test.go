@@ -244,3 +244,41 @@ func TestListenerAllowList(t *testing.T) {
 		})
 	}
 }
+
+// TestListenerCloseTwice: a second Close removes nothing. The first one
+// unlinked our file, so its inode number is free, and the next socket at
+// the path often gets it: comparing device and inode again would take the
+// successor's live socket for ours.
+func TestListenerCloseTwice(t *testing.T) {
+	fdtest.Check(t)
+	// ext4 and tmpfs hand a freed inode number to the next file at once.
+	for _, base := range []string{t.TempDir(), "/var/tmp"} {
+		dir, err := os.MkdirTemp(base, "fdsend-close-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, "s.sock")
+		for round := range 50 {
+			first, err := fdsend.Listen(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := first.Close(); err != nil {
+				t.Fatal(err)
+			}
+			next, err := fdsend.Listen(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := first.Close(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("second Close: %v, want net.ErrClosed", err)
+			}
+			_, serr := os.Lstat(path)
+			next.Close()
+			if serr != nil {
+				t.Fatalf("%s round %d: a second Close of the first listener removed the next one's socket: %v", base, round, serr)
+			}
+		}
+	}
+}

@@ -65,7 +65,12 @@ func (s *Server) Serve() error {
 		return errors.New("holder: Serve called twice")
 	}
 	s.serving = true
+	// The accept loop answers and closes some connections itself (a busy
+	// answer in passing, a flood dropped): Close waits for it as for the
+	// connections' goroutines, so that nothing is answered after Close.
+	s.handlers.Add(1)
 	s.mu.Unlock()
+	defer s.handlers.Done()
 	var rc syscall.RawConn
 	if rawAccept {
 		rc, _ = s.ln.SyscallConn() // nil: Accept it is

@@ -45,10 +45,9 @@ func Clear(path string) error {
 	if inUse {
 		return &fs.PathError{Op: "listen", Path: path, Err: fmt.Errorf("a process is serving on it: %w", syscall.EADDRINUSE)}
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	// Remove only the file probed: another instance starting at the same
+	// moment may have replaced it with its own live socket meanwhile.
+	return Remove(path, st)
 }
 
 // probe connects to path with each socket type in turn (a socket of another
