@@ -176,6 +176,18 @@ func (s *Server) Close() error {
 		drop = append(drop, e)
 	}
 	s.mu.Unlock()
-	s.releaseAll(drop)
+	// close(2) of a file on a file system that stopped answering (a hung
+	// FUSE mount's flush) may not return: bounded like the connections.
+	released := make(chan struct{})
+	go func() {
+		s.releaseAll(drop)
+		close(released)
+	}()
+	t.Reset(closeWait)
+	select {
+	case <-released:
+	case <-t.C:
+		s.logf("closing: held descriptors still closing after %v (a file system that does not answer?); going on without them", closeWait)
+	}
 	return err
 }
