@@ -136,18 +136,15 @@ func takeFDs(oob []byte, fds []int) (nfds int, dropped bool) {
 		}
 		switch typ {
 		case unix.SCM_RIGHTS:
-			for i := 0; i < len(data)/4; i++ {
-				fd := fdAt(data, i)
-				if fd < 0 {
-					continue
-				}
-				if nfds < len(fds) {
+			i := 0
+			for ; i < len(data)/4 && nfds < len(fds); i++ {
+				if fd := fdAt(data, i); fd >= 0 {
 					fds[nfds] = fd
 					nfds++
-				} else {
-					unix.Close(fd)
-					dropped = true
 				}
+			}
+			if i < len(data)/4 && closePayload(data[4*i:]) {
+				dropped = true
 			}
 		case scmPIDFD:
 			if len(data) >= 4 {
@@ -157,4 +154,32 @@ func takeFDs(oob []byte, fds []int) (nfds int, dropped bool) {
 			}
 		}
 	}
+}
+
+// closePayload closes the descriptors of (the rest of) a SCM_RIGHTS payload,
+// those that did not fit the caller's room, with CloseFDs, and reports
+// whether there were any. A payload holds at most maxFilesPerMsg on the
+// systems that cap it; more are closed a buffer's worth at a time. It is a
+// function of its own so that takeFDs's usual path does not clear the
+// buffer.
+//
+//go:noinline
+func closePayload(data []byte) (closed bool) {
+	var buf [maxFilesPerMsg]int
+	n := 0
+	for i := 0; i < len(data)/4; i++ {
+		fd := fdAt(data, i)
+		if fd < 0 {
+			continue
+		}
+		if n == len(buf) {
+			CloseFDs(buf[:n])
+			n = 0
+		}
+		buf[n] = fd
+		n++
+		closed = true
+	}
+	CloseFDs(buf[:n])
+	return closed
 }

@@ -426,9 +426,7 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 		fds = c.slab[start:len(c.slab):len(c.slab)]
 	}
 	if flags&msgCtrunc != 0 {
-		for _, fd := range fds {
-			closeFD(fd)
-		}
+		CloseFDs(fds)
 		if room < maxFilesPerMsg && nfds == room {
 			// The buffer had room for what the read limit allows a
 			// message, it is full, and the peer sent more with one write.
@@ -437,9 +435,7 @@ func (c *Conn) fill(dst []byte, direct bool) error {
 		return c.fail(fmt.Errorf("%w: descriptors were cut (more than %d with one write, or this process is out of descriptors): %w", ErrProtocol, maxFilesPerMsg, ErrTruncated))
 	}
 	if n == 0 {
-		for _, fd := range fds {
-			closeFD(fd)
-		}
+		CloseFDs(fds)
 		return c.endOfStream()
 	}
 	start := c.roff
@@ -519,13 +515,9 @@ func (c *Conn) fail(err error) error {
 // discard closes every descriptor received for the unfinished message and
 // every unclaimed one, and forgets the message.
 func (c *Conn) discard() {
-	for _, fd := range c.msgFiles {
-		closeFD(fd)
-	}
+	CloseFDs(c.msgFiles)
 	for _, b := range c.batches {
-		for _, fd := range b.fds {
-			closeFD(fd)
-		}
+		CloseFDs(b.fds)
 	}
 	c.msgFiles, c.batches = nil, nil
 	c.msgData, c.msgLen, c.msgGot, c.inData, c.inMessage = nil, 0, 0, false, false

@@ -13,7 +13,8 @@ import (
 // kernel's msg flags (MSG_TRUNC, MSG_CTRUNC, ...). It allocates nothing when
 // sock is a *net.UnixConn or an integer.
 //
-// The caller owns the descriptors stored in fds and must close them. Each
+// The caller owns the descriptors stored in fds and must close them
+// (CloseFDs does it in the fewest system calls). Each
 // one is close-on-exec from the moment it exists (MSG_CMSG_CLOEXEC; on
 // darwin FD_CLOEXEC is set under syscall.ForkLock before anyone can fork).
 // Descriptors that arrived but do not fit in fds are closed and MSG_CTRUNC is
@@ -86,9 +87,7 @@ func Recv(sock any, buf []byte, maxFiles int) (n int, files []*os.File, err erro
 		return 0, nil, err
 	}
 	if mflags&(msgCtrunc|msgTrunc) != 0 {
-		for _, fd := range fds[:nfds] {
-			closeFD(fd)
-		}
+		CloseFDs(fds[:nfds])
 		var what string
 		switch {
 		case mflags&msgCtrunc != 0 && mflags&msgTrunc != 0:

@@ -40,6 +40,9 @@ func isErrno(err error) bool {
 // closeFD closes a descriptor we own.
 func closeFD(fd int) { unix.Close(fd) }
 
+// closeOne closes a descriptor and returns the raw errno.
+func closeOne(fd int) error { return unix.Close(fd) }
+
 // sockType returns the SO_TYPE of a socket, as the raw errno on failure.
 func sockType(fd int) (int, error) {
 	return unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)

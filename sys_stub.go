@@ -44,6 +44,8 @@ const (
 
 func isErrno(err error) bool                                { return false }
 func closeFD(fd int)                                        {}
+func closeOne(fd int) error                                 { return errUnsupported }
+func closeRange(lo, hi int) bool                            { return false }
 func sockType(fd int) (int, error)                          { return 0, errUnsupported }
 func dupCloexec(fd uintptr, min int) (int, error)           { return -1, errUnsupported }
 func socketpairCloexec(typ int) ([2]int, error)             { return [2]int{-1, -1}, errUnsupported }
