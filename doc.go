@@ -16,6 +16,9 @@
 //   - PeerCred and Cred: who is at the other end of a connected socket.
 //   - Dup and DupFD: a close-on-exec duplicate of any descriptor value the
 //     package accepts.
+//   - CloseFDs: closes received descriptor numbers, each exactly once, with
+//     one close_range(2) per run of consecutive numbers where the kernel has
+//     it.
 //   - ErrTruncated, ErrProtocol and ArgError: the errors callers act on.
 //
 // The jobs built on these live in packages of their own: activation (the
