@@ -187,3 +187,35 @@ func ExamplePeerCred() {
 	fmt.Println(cred.PID == os.Getpid(), cred.UID == os.Getuid())
 	// Output: true true
 }
+
+// Descriptors received as numbers are closed with one call: close_range(2)
+// for each run of consecutive numbers, where the kernel has it.
+func ExampleCloseFDs() {
+	a, b, err := fdsend.Socketpair(syscall.SOCK_SEQPACKET)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer null.Close()
+	files := []any{null, null, null, null, null, null, null, null}
+	if _, err := fdsend.Send(a, []byte("eight"), files...); err != nil {
+		log.Fatal(err)
+	}
+
+	buf := make([]byte, 16)
+	fds := make([]int, 16)
+	_, nfds, _, err := fdsend.RecvMsg(b, buf, fds, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("received", nfds)
+	fmt.Println(fdsend.CloseFDs(fds[:nfds]))
+	// Output:
+	// received 8
+	// <nil>
+}
