@@ -86,6 +86,9 @@ func drive() error {
 	if err != nil {
 		return err
 	}
+	if err := cloexecInherited(); err != nil {
+		return err
+	}
 	count := func(v variant) int {
 		if v.n == 1 {
 			return *msgs1
@@ -139,6 +142,28 @@ func drive() error {
 	}
 	fmt.Println("\nns/msg: median over rounds; x C: median of each round's ratio to C's close loop with as many descriptors")
 	fmt.Println("(paired in the same round), q1-q3 its spread. No batch (sendmmsg) variant: fdsend has no batch API yet.")
+	return nil
+}
+
+// cloexecInherited marks close-on-exec every descriptor above 2 that this
+// process inherited, so that the senders and receivers start with only
+// their socket: a stray inherited descriptor would split the numbers the
+// kernel gives received descriptors into several runs.
+func cloexecInherited() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		// The directory's own descriptor is gone by now: EBADF is fine.
+		if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFD, syscall.FD_CLOEXEC); errno != 0 && errno != syscall.EBADF {
+			return os.NewSyscallError("fcntl", errno)
+		}
+	}
 	return nil
 }
 
