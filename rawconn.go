@@ -16,6 +16,7 @@ type rawOp struct {
 	flags   int
 	p, oob  []byte
 	checked bool // sendmsg: files with an empty message were looked for
+	polled  bool // the runtime polls the descriptor (a *net.UnixConn)
 	res     *rawResult
 }
 
@@ -37,9 +38,9 @@ func (o *rawOp) step(fd uintptr) bool {
 				return true
 			}
 		}
-		r.n, r.err = sendmsg(int(fd), o.p, o.oob, o.flags)
+		r.n, r.err = sendmsgStep(int(fd), o.p, o.oob, o.flags, o.polled)
 	} else {
-		r.n, r.oobn, r.mflags, r.err = recvmsgPolled(int(fd), o.p, o.oob, o.flags)
+		r.n, r.oobn, r.mflags, r.err = recvmsgStep(int(fd), o.p, o.oob, o.flags, o.polled)
 	}
 	return r.err != errAgain || o.flags&msgDontwait != 0
 }
@@ -62,7 +63,7 @@ func (o *rawOp) step(fd uintptr) bool {
 //     errors (an empty message with files on a stream socket) unchanged.
 func rawIO(sock any, rc syscall.RawConn, write bool, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
 	var res rawResult
-	o := rawOp{write: write, flags: flags, p: p, oob: oob, res: &res}
+	o := rawOp{write: write, flags: flags, p: p, oob: oob, res: &res, polled: true}
 	closed := false
 	if uc, ok := sock.(*net.UnixConn); ok {
 		if uc == nil {
