@@ -51,6 +51,9 @@ func (o *rawOp) step(fd uintptr) bool {
 // syscall.Conn). sock is a *net.UnixConn, or rc is the RawConn resolve found
 // for it. The RawConn holds the descriptor open for the call, EAGAIN waits in
 // the poller unless flags has MSG_DONTWAIT, and the conn's deadlines apply.
+// A *net.UnixConn's descriptor is always in the poller, so on Linux its calls
+// are raw and MSG_DONTWAIT (msg_raw_linux.go): they never block in the
+// kernel, even when its descriptor was put in blocking mode.
 // Errors are mapped here, once:
 //
 //   - the socket closed, before the call or by a Close during it: an
