@@ -16,6 +16,7 @@ type rawOp struct {
 	flags   int
 	p, oob  []byte
 	checked bool // sendmsg: files with an empty message were looked for
+	polled  bool // the runtime polls the descriptor (a *net.UnixConn)
 	res     *rawResult
 }
 
@@ -37,9 +38,9 @@ func (o *rawOp) step(fd uintptr) bool {
 				return true
 			}
 		}
-		r.n, r.err = sendmsg(int(fd), o.p, o.oob, o.flags)
+		r.n, r.err = sendmsgStep(int(fd), o.p, o.oob, o.flags, o.polled)
 	} else {
-		r.n, r.oobn, r.mflags, r.err = recvmsgPolled(int(fd), o.p, o.oob, o.flags)
+		r.n, r.oobn, r.mflags, r.err = recvmsgStep(int(fd), o.p, o.oob, o.flags, o.polled)
 	}
 	return r.err != errAgain || o.flags&msgDontwait != 0
 }
@@ -50,6 +51,9 @@ func (o *rawOp) step(fd uintptr) bool {
 // syscall.Conn). sock is a *net.UnixConn, or rc is the RawConn resolve found
 // for it. The RawConn holds the descriptor open for the call, EAGAIN waits in
 // the poller unless flags has MSG_DONTWAIT, and the conn's deadlines apply.
+// A *net.UnixConn's descriptor is always in the poller, so on Linux its calls
+// are raw and MSG_DONTWAIT (msg_raw_linux.go): they never block in the
+// kernel, even when its descriptor was put in blocking mode.
 // Errors are mapped here, once:
 //
 //   - the socket closed, before the call or by a Close during it: an
@@ -62,7 +66,7 @@ func (o *rawOp) step(fd uintptr) bool {
 //     errors (an empty message with files on a stream socket) unchanged.
 func rawIO(sock any, rc syscall.RawConn, write bool, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
 	var res rawResult
-	o := rawOp{write: write, flags: flags, p: p, oob: oob, res: &res}
+	o := rawOp{write: write, flags: flags, p: p, oob: oob, res: &res, polled: true}
 	closed := false
 	if uc, ok := sock.(*net.UnixConn); ok {
 		if uc == nil {
