@@ -81,6 +81,8 @@ func recvmsgStep(fd int, p, oob []byte, flags int, polled bool) (n, oobn, mflags
 		if e != 0 {
 			return 0, 0, 0, e
 		}
-		return int(r), int(msg.Controllen), int(msg.Flags), nil
+		// The kernel echoes MSG_CMSG_CLOEXEC in the flags: ours, not news
+		// about the message.
+		return int(r), int(msg.Controllen), int(msg.Flags) &^ unix.MSG_CMSG_CLOEXEC, nil
 	}
 }

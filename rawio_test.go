@@ -177,3 +177,47 @@ func TestSignalStorm(t *testing.T) {
 		})
 	}
 }
+
+// TestRecvMsgFlagsAreTheMessages: the flags RecvMsg returns say only what
+// happened to the message; the MSG_CMSG_CLOEXEC the package passes (and
+// Linux echoes back) is not among them.
+func TestRecvMsgFlagsAreTheMessages(t *testing.T) {
+	fdtest.Check(t)
+	a, b, err := fdsend.Socketpair(syscall.SOCK_SEQPACKET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	for _, sock := range []any{b, recvFD(t, b)} {
+		if _, err := fdsend.Send(a, []byte("x"), null); err != nil {
+			t.Fatal(err)
+		}
+		fds := make([]int, 4)
+		_, nfds, flags, err := fdsend.RecvMsg(sock, make([]byte, 8), fds, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fdsend.CloseFDs(fds[:nfds])
+		if flags != 0 || nfds != 1 {
+			t.Errorf("RecvMsg(%T): %d descriptors, flags %#x; want 1 and no flags", sock, nfds, flags)
+		}
+	}
+}
+
+// recvFD returns c's descriptor number, for the integer path; c keeps it.
+func recvFD(t *testing.T, c syscall.Conn) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	rc.Control(func(u uintptr) { fd = int(u) })
+	return fd
+}

@@ -8,7 +8,10 @@ import "golang.org/x/sys/unix"
 // descriptor close-on-exec atomically (MSG_CMSG_CLOEXEC). It returns the
 // raw errno.
 func recvmsgCloexec(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
-	return recvmsgRaw(fd, p, oob, flags|unix.MSG_CMSG_CLOEXEC)
+	n, oobn, mflags, err = recvmsgRaw(fd, p, oob, flags|unix.MSG_CMSG_CLOEXEC)
+	// Linux echoes MSG_CMSG_CLOEXEC in the message's flags: it is ours, not
+	// news about the message.
+	return n, oobn, mflags &^ unix.MSG_CMSG_CLOEXEC, err
 }
 
 // recvmsgPolled is what a RawConn's Read callback calls: the descriptor is
