@@ -91,3 +91,74 @@ func TestSendRecvAllocs(t *testing.T) {
 		t.Errorf("Send+Recv of one file: %v allocations, want at most %v (slice + os.NewFile's %v)", allocsOne, perFile+1, perFile)
 	}
 }
+
+// Conn's WriteMsg with integer files and ReadMsgFDs with reused slices
+// allocate nothing in the steady state, at 1 descriptor and at 300 (two
+// frames).
+func TestConnIntsAllocFree(t *testing.T) {
+	fdtest.Check(t)
+	x, y, err := fdsend.Socketpair(syscall.SOCK_STREAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, r := fdsend.NewConn(x), fdsend.NewConn(y)
+	defer w.Close()
+	defer r.Close()
+	null := devNulls(t, 1)
+	fd := rawFD(t, null[0].(syscall.Conn))
+	msg := []byte("steady state")
+	for _, n := range []int{1, 300} {
+		files := make([]any, n)
+		for i := range files {
+			files[i] = fd
+		}
+		var data []byte
+		var fds []int
+		var failure error
+		allocs := testing.AllocsPerRun(100, func() {
+			if err := w.WriteMsg(msg, files...); err != nil {
+				failure = err
+				return
+			}
+			data, fds, err = r.ReadMsgFDs(data[:0], fds[:0])
+			if err != nil {
+				failure = err
+				return
+			}
+			if err := fdsend.CloseFDs(fds); err != nil {
+				failure = err
+			}
+		})
+		if failure != nil {
+			t.Fatal(failure)
+		}
+		if string(data) != string(msg) || len(fds) != n {
+			t.Fatalf("%d files: got %q and %d numbers", n, data, len(fds))
+		}
+		if allocs != 0 {
+			t.Errorf("%d files: %v allocations per WriteMsg+ReadMsgFDs, want 0", n, allocs)
+		}
+		if n > 1 {
+			continue // 101 messages of 300 in flight is too many for some limits
+		}
+		// The write on its own, read back outside the measurement.
+		allocs = testing.AllocsPerRun(100, func() {
+			if err := w.WriteMsg(msg, files...); err != nil {
+				failure = err
+			}
+		})
+		for range 101 {
+			data, fds, err = r.ReadMsgFDs(data[:0], fds[:0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			fdsend.CloseFDs(fds)
+		}
+		if failure != nil {
+			t.Fatal(failure)
+		}
+		if allocs != 0 {
+			t.Errorf("%d files: %v allocations per WriteMsg of integers, want 0", n, allocs)
+		}
+	}
+}

@@ -44,26 +44,28 @@ type Conn struct {
 	whdr [frameHeaderLen]byte
 	woob [oobSendMax]byte
 	wst  writeState
+	wfds []int // integer descriptors of the message being written (intFDs)
 	// writeFn is c.writeStep, made once.
 	writeFn func(uintptr) bool
 
-	rmu       sync.Mutex
-	rerr      error // sticky: end of stream or protocol error
-	maxBytes  atomic.Int64
-	maxFiles  atomic.Int64
-	rbuf      []byte
-	rstart    int
-	rend      int
-	roff      int64   // stream offset of rbuf[rend]: bytes received so far
-	batches   []batch // descriptors received and not yet claimed by a frame
-	slab      []int   // storage the batches' descriptor lists are cut from
-	fdbuf     [maxFilesPerMsg]int
-	msgFiles  []int  // descriptors of the message being read
-	msgData   []byte // data of the message being read (final frame)
-	msgLen    int    // its length, announced by the frame header
-	msgGot    int    // bytes of msgData filled
-	inData    bool   // reading the final frame's data
-	inMessage bool   // a frame of the current message has been read
+	rmu         sync.Mutex
+	rerr        error // sticky: end of stream or protocol error
+	maxBytes    atomic.Int64
+	maxFiles    atomic.Int64
+	rbuf        []byte
+	rstart      int
+	rend        int
+	roff        int64   // stream offset of rbuf[rend]: bytes received so far
+	batches     []batch // descriptors received and not yet claimed by a frame
+	slab        []int   // storage the batches' descriptor lists are cut from
+	fdbuf       [maxFilesPerMsg]int
+	msgFiles    []int  // descriptors of the message being read
+	msgData     []byte // data of the message being read (final frame)
+	msgInCaller bool   // msgData is in the spare capacity of the caller's buffer
+	msgLen      int    // its length, announced by the frame header
+	msgGot      int    // bytes of msgData filled
+	inData      bool   // reading the final frame's data
+	inMessage   bool   // a frame of the current message has been read
 }
 
 // batch is the descriptors one recvmsg returned, with the stream offsets of
@@ -170,7 +172,27 @@ func (c *Conn) WriteMsg(data []byte, files ...any) error {
 	if len(files) == 0 {
 		return c.writeFrames(data, nil)
 	}
+	if fds, ok := c.intFDs(files); ok {
+		return c.writeFrames(data, fds)
+	}
 	return holdFDs(files, func(fds []int) error { return c.writeFrames(data, fds) })
+}
+
+// intFDs gathers files into c.wfds if every one is a plain integer
+// descriptor, so that writing integers allocates nothing in the steady state.
+// Anything else, a bad number included, is left to holdFDs, which resolves
+// and reports it. The caller holds wmu.
+func (c *Conn) intFDs(files []any) ([]int, bool) {
+	fds := c.wfds[:0]
+	for _, f := range files {
+		fd, isInt, bad := intFD(f)
+		if !isInt || bad {
+			return nil, false
+		}
+		fds = append(fds, fd)
+	}
+	c.wfds = fds
+	return fds, true
 }
 
 // writeFrames writes one message as frames of at most maxFilesPerMsg
@@ -264,25 +286,95 @@ func (c *Conn) writeFrame(hdr, data []byte, fds []int) error {
 // gives an error wrapping ErrProtocol, and nothing more is read from it.
 // Whatever the error, every descriptor that arrived for an unfinished message
 // is closed when the message is abandoned, never leaked.
+//
+// ReadMsgFDs reads the same messages as numbers, without an *os.File each.
 func (c *Conn) ReadMsg() (data []byte, files []*os.File, err error) {
 	if err := c.checkType(); err != nil {
 		return nil, nil, err
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	data, fds, err := c.readMsg(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	if len(fds) > 0 {
+		files = make([]*os.File, len(fds))
+		for i, fd := range fds {
+			files[i] = os.NewFile(uintptr(fd), "fdsend-received")
+		}
+	}
+	return data, files, nil
+}
+
+// ReadMsgFDs reads one whole message as ReadMsg does, appending its data to
+// data and its descriptor numbers to fds, and returns the extended slices.
+// The slices grow as needed, as append does: a message is never cut, and
+// the read limits (SetReadLimits) bound what it can add. Reusing them,
+//
+//	data, fds, err = c.ReadMsgFDs(data[:0], fds[:0])
+//
+// allocates nothing once they have grown to the largest message. The
+// descriptors are close-on-exec and the caller's, to close (CloseFDs closes
+// them all). Errors, deadlines and Close are as for ReadMsg; with an error,
+// data and fds come back with their lengths unchanged and nothing added,
+// and no descriptor is left open. data's spare capacity is written to only
+// during the call.
+func (c *Conn) ReadMsgFDs(data []byte, fds []int) ([]byte, []int, error) {
+	if err := c.checkType(); err != nil {
+		return data, fds, err
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	msg, got, err := c.readMsg(data)
+	if err != nil {
+		return data, fds, err
+	}
+	return msg, append(fds, got...), nil
+}
+
+// readMsg reads one whole message, appending its data to dst (straight into
+// dst's spare capacity if the message fits there). The descriptors it
+// returns are the Conn's slice, valid until the next read: the caller, who
+// holds rmu, takes them over before releasing it.
+func (c *Conn) readMsg(dst []byte) ([]byte, []int, error) {
 	if c.rerr != nil {
 		return nil, nil, c.rerr
 	}
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, readAhead)
 	}
+	data, fds, err := c.readLoop(dst)
+	if err != nil && c.inData && c.msgInCaller {
+		// The message goes on in a later call, maybe with another buffer:
+		// what has arrived moves out of the caller's.
+		own := make([]byte, min(c.msgLen, max(initialAlloc, c.msgGot)))
+		copy(own, c.msgData[:c.msgGot])
+		c.msgData, c.msgInCaller = own, false
+	}
+	return data, fds, err
+}
+
+// readLoop reads frames until a message is whole. The caller holds rmu.
+func (c *Conn) readLoop(dst []byte) ([]byte, []int, error) {
 	for {
 		if c.inData {
+			if c.msgData == nil && c.msgLen > 0 {
+				if cap(dst)-len(dst) >= c.msgLen {
+					c.msgData = dst[len(dst) : len(dst)+c.msgLen]
+					c.msgInCaller = true
+				} else {
+					c.msgData = make([]byte, min(c.msgLen, initialAlloc))
+				}
+			}
 			k := copy(c.msgData[c.msgGot:], c.rbuf[c.rstart:c.rend])
 			c.rstart += k
 			c.msgGot += k
 			if c.msgGot == c.msgLen {
-				return c.finishMessage()
+				return c.finishMessage(dst)
 			}
 			if c.msgGot == len(c.msgData) {
 				// Past the first allocation: grow as the data arrives, so
@@ -359,7 +451,7 @@ func (c *Conn) readHeader() error {
 	next := start + frameHeaderLen + int64(h.length)
 	if !h.more {
 		c.msgLen = int(h.length)
-		c.msgData = make([]byte, min(c.msgLen, initialAlloc))
+		c.msgData = nil // made when the data is read (readLoop)
 		c.msgGot = 0
 		c.inData = true
 	}
@@ -489,19 +581,23 @@ func (c *Conn) endOfStream() error {
 	return io.EOF
 }
 
-// finishMessage hands over the message just completed.
-func (c *Conn) finishMessage() ([]byte, []*os.File, error) {
-	data := c.msgData[:c.msgLen]
-	var files []*os.File
-	if len(c.msgFiles) > 0 {
-		files = make([]*os.File, len(c.msgFiles))
-		for i, fd := range c.msgFiles {
-			files[i] = os.NewFile(uintptr(fd), "fdsend-received")
-		}
+// finishMessage hands over the message just completed: its data appended
+// to dst, and its descriptors, which stay in c.msgFiles's array until the
+// next read.
+func (c *Conn) finishMessage(dst []byte) ([]byte, []int, error) {
+	var data []byte
+	switch {
+	case c.msgInCaller:
+		data = dst[:len(dst)+c.msgLen]
+	case len(dst) == 0 && c.msgData != nil:
+		data = c.msgData[:c.msgLen] // the Conn's own, handed over whole
+	default:
+		data = append(dst, c.msgData[:c.msgLen]...)
 	}
+	fds := c.msgFiles
 	c.msgFiles = c.msgFiles[:0]
-	c.msgData, c.msgLen, c.msgGot, c.inData, c.inMessage = nil, 0, 0, false, false
-	return data, files, nil
+	c.msgData, c.msgLen, c.msgGot, c.inData, c.inMessage, c.msgInCaller = nil, 0, 0, false, false, false
+	return data, fds, nil
 }
 
 // fail abandons the message in progress and makes err sticky: after a
@@ -520,7 +616,7 @@ func (c *Conn) discard() {
 		CloseFDs(b.fds)
 	}
 	c.msgFiles, c.batches = nil, nil
-	c.msgData, c.msgLen, c.msgGot, c.inData, c.inMessage = nil, 0, 0, false, false
+	c.msgData, c.msgLen, c.msgGot, c.inData, c.inMessage, c.msgInCaller = nil, 0, 0, false, false, false
 	c.rstart, c.rend = 0, 0
 }
 

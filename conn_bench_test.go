@@ -11,7 +11,8 @@ import (
 )
 
 // BenchmarkConn compares the framing with the core calls in the same run:
-// WriteMsg+ReadMsg ("impl=conn") against SendMsg+Recv ("impl=core") for 8
+// WriteMsg+ReadMsg ("impl=conn") and WriteMsg of integers+ReadMsgFDs with
+// reused slices ("impl=conn-ints") against SendMsg+Recv ("impl=core") for 8
 // bytes with 1 and 64 files, and for 1 MiB without files, where the core
 // side reads into a freshly allocated buffer as ReadMsg must return one.
 // The goal: the conn within 1.10x of the core in every case. In both, one
@@ -24,6 +25,7 @@ func BenchmarkConn(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer null.Close()
+	nullFD := null.Fd()
 	for _, tc := range []struct {
 		name   string
 		size   int
@@ -98,6 +100,38 @@ func BenchmarkConn(b *testing.B) {
 				}
 				for _, f := range fs {
 					f.Close()
+				}
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/impl=conn-ints", func(b *testing.B) {
+			x, y, err := fdsend.Socketpair(syscall.SOCK_STREAM)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w, r := fdsend.NewConn(x), fdsend.NewConn(y)
+			defer w.Close()
+			defer r.Close()
+			ints := make([]any, tc.nfiles)
+			for i := range ints {
+				ints[i] = int(nullFD)
+			}
+			start, done := writer(func() error { return w.WriteMsg(msg, ints...) })
+			defer close(start)
+			b.SetBytes(int64(tc.size))
+			b.ReportAllocs()
+			var data []byte
+			var fds []int
+			for b.Loop() {
+				start <- struct{}{}
+				data, fds, err = r.ReadMsgFDs(data[:0], fds[:0])
+				if err != nil || len(data) != tc.size || len(fds) != tc.nfiles {
+					b.Fatal(len(data), len(fds), err)
+				}
+				if err := fdsend.CloseFDs(fds); err != nil {
+					b.Fatal(err)
 				}
 				if err := <-done; err != nil {
 					b.Fatal(err)

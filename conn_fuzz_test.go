@@ -71,10 +71,23 @@ func FuzzConnReadMsg(f *testing.F) {
 		defer func() { <-written }()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		total, totalFiles := 0, 0
+		// Odd inputs are read as numbers: both reads share the framing.
+		var fdBuf []int
 		for i := 0; ; i++ {
-			data, files, err := c.ReadMsg()
+			var data []byte
+			var files []*os.File
+			var err error
+			if (na+nb)%2 == 0 {
+				data, files, err = c.ReadMsg()
+			} else {
+				data, fdBuf, err = c.ReadMsgFDs(nil, fdBuf[:0])
+				fdsend.CloseFDs(fdBuf)
+				files = make([]*os.File, len(fdBuf)) // counted, not used
+			}
 			for _, f := range files {
-				f.Close()
+				if f != nil {
+					f.Close()
+				}
 			}
 			if err != nil {
 				switch {

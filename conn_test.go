@@ -263,7 +263,7 @@ func rawWrite(t *testing.T, c *net.UnixConn, b []byte, files ...any) {
 }
 
 // A hostile or broken peer: each case gives a clear error, closes every
-// descriptor that arrived, and the error stays.
+// descriptor that arrived, and the error stays, for ReadMsg and ReadMsgFDs.
 func TestConnHostilePeer(t *testing.T) {
 	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
 	type step struct {
@@ -300,45 +300,63 @@ func TestConnHostilePeer(t *testing.T) {
 		{"dies after continued frame", []step{{frame(true, 253, 0), 253}}, true, io.ErrUnexpectedEOF, [2]int64{}},
 	}
 	null := devNulls(t, 1)[0]
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			fdtest.Check(t)
-			_, b, ra, _ := connPair(t)
-			if tc.limits[0] != 0 {
-				b.SetReadLimits(tc.limits[0], int(tc.limits[1]))
-			}
-			// Every step fits in the socket buffer: write them all first.
-			for _, s := range tc.steps {
-				files := make([]any, s.files)
-				for i := range files {
-					files[i] = null
+	// Both reads share the framing: each is run on every case.
+	readers := []struct {
+		name string
+		read func(c *fdsend.Conn) ([]byte, int, error)
+	}{
+		{"ReadMsg", func(c *fdsend.Conn) ([]byte, int, error) {
+			data, files, err := c.ReadMsg()
+			closeAll(files)
+			return data, len(files), err
+		}},
+		{"ReadMsgFDs", func(c *fdsend.Conn) ([]byte, int, error) {
+			data, fds, err := c.ReadMsgFDs(nil, nil)
+			fdsend.CloseFDs(fds)
+			return data, len(fds), err
+		}},
+	}
+	for _, rd := range readers {
+		for _, tc := range cases {
+			t.Run(rd.name+"/"+tc.name, func(t *testing.T) {
+				fdtest.Check(t)
+				_, b, ra, _ := connPair(t)
+				if tc.limits[0] != 0 {
+					b.SetReadLimits(tc.limits[0], int(tc.limits[1]))
 				}
-				rawWrite(t, ra, s.b, files...)
-			}
-			if tc.close {
-				ra.Close()
-			}
-			b.SetReadDeadline(time.Now().Add(5 * time.Second))
-			data, files, err := b.ReadMsg()
-			if tc.name == "files on data then a frame" {
-				if err != nil || string(data) != "data" || files != nil {
-					t.Fatalf("first message: %q, %d files, %v", data, len(files), err)
+				// Every step fits in the socket buffer: write them all first.
+				for _, s := range tc.steps {
+					files := make([]any, s.files)
+					for i := range files {
+						files[i] = null
+					}
+					rawWrite(t, ra, s.b, files...)
 				}
-				_, files, err = b.ReadMsg()
-			}
-			if !errors.Is(err, tc.want) || files != nil {
-				t.Fatalf("ReadMsg: %v (%d files), want %v", err, len(files), tc.want)
-			}
-			t.Logf("error: %v", err)
-			_, _, err2 := b.ReadMsg()
-			if tc.want == io.ErrUnexpectedEOF {
-				if err2 != io.EOF {
-					t.Errorf("after unexpected EOF: %v, want io.EOF", err2)
+				if tc.close {
+					ra.Close()
 				}
-			} else if !errors.Is(err2, fdsend.ErrProtocol) {
-				t.Errorf("error did not stay: %v", err2)
-			}
-		})
+				b.SetReadDeadline(time.Now().Add(5 * time.Second))
+				data, nfiles, err := rd.read(b)
+				if tc.name == "files on data then a frame" {
+					if err != nil || string(data) != "data" || nfiles != 0 {
+						t.Fatalf("first message: %q, %d files, %v", data, nfiles, err)
+					}
+					_, nfiles, err = rd.read(b)
+				}
+				if !errors.Is(err, tc.want) || nfiles != 0 {
+					t.Fatalf("%s: %v (%d files), want %v", rd.name, err, nfiles, tc.want)
+				}
+				t.Logf("error: %v", err)
+				_, _, err2 := rd.read(b)
+				if tc.want == io.ErrUnexpectedEOF {
+					if err2 != io.EOF {
+						t.Errorf("after unexpected EOF: %v, want io.EOF", err2)
+					}
+				} else if !errors.Is(err2, fdsend.ErrProtocol) {
+					t.Errorf("error did not stay: %v", err2)
+				}
+			})
+		}
 	}
 }
 

@@ -43,7 +43,7 @@ var variants = []variant{
 	{"SendMsg/RecvMsg on int", "core-int", 1},
 	{"net.UnixConn Write/ReadMsgUnix", "std", 1},
 	{"Conn WriteMsg(*os.File)/ReadMsg", "conn-files", 1},
-	{"Conn WriteMsg(int)/ReadMsg", "conn-ints", 1},
+	{"Conn WriteMsg(int)/ReadMsgFDs", "conn-ints", 1},
 	{"C (close loop)", "c-loop", 253},
 	{"C (close_range runs)", "c-range", 253},
 	{"RecvMsg on *net.UnixConn, close loop", "core-uc", 253},
@@ -526,7 +526,23 @@ func recv(key string, n, count, warm int) (float64, error) {
 				}
 				return closeLoop(got)
 			}
-		case "conn-files", "conn-ints":
+		case "conn-ints":
+			c := fdsend.NewConn(uc)
+			var data []byte
+			var got []int
+			step = func() error {
+				var err error
+				data, got, err = c.ReadMsgFDs(data[:0], got[:0])
+				if err != nil {
+					return err
+				}
+				if err := check(len(data), len(got)); err != nil {
+					closeLoop(got)
+					return err
+				}
+				return closeLoop(got)
+			}
+		case "conn-files":
 			c := fdsend.NewConn(uc)
 			step = func() error {
 				data, files, err := c.ReadMsg()
