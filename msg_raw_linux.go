@@ -3,8 +3,6 @@
 package fdsend
 
 import (
-	"unsafe"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -29,28 +27,7 @@ func sendmsgStep(fd int, p, oob []byte, flags int, polled bool) (int, error) {
 	if !polled {
 		return sendmsg(fd, p, oob, flags)
 	}
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	if len(p) > 0 {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg.Iov = &iov
-		msg.SetIovlen(1)
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	for {
-		r, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(r), nil
-	}
+	return sendmsgCall(fd, p, nil, oob, flags|unix.MSG_DONTWAIT, true)
 }
 
 // recvmsgStep is one attempt of a RawConn Read callback: see above when
@@ -60,29 +37,8 @@ func recvmsgStep(fd int, p, oob []byte, flags int, polled bool) (n, oobn, mflags
 	if !polled {
 		return recvmsgPolled(fd, p, oob, flags)
 	}
-	// Built in place, as in recvmsgRaw, so that nothing escapes.
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	if len(p) > 0 {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg.Iov = &iov
-		msg.SetIovlen(1)
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	for {
-		r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, 0, 0, e
-		}
-		// The kernel echoes MSG_CMSG_CLOEXEC in the flags: ours, not news
-		// about the message.
-		return int(r), int(msg.Controllen), int(msg.Flags) &^ unix.MSG_CMSG_CLOEXEC, nil
-	}
+	n, oobn, mflags, err = recvmsgCall(fd, p, oob, flags|unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC, true)
+	// The kernel echoes MSG_CMSG_CLOEXEC in the flags: ours, not news about
+	// the message.
+	return n, oobn, mflags &^ unix.MSG_CMSG_CLOEXEC, err
 }

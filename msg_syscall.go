@@ -25,6 +25,12 @@ func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 // sendmsg2 is one sendmsg(2) of two buffers (a frame header and its data)
 // with optional control data, EINTR retried. It returns the raw errno.
 func sendmsg2(fd int, p1, p2, oob []byte, flags int) (int, error) {
+	return sendmsgCall(fd, p1, p2, oob, flags, false)
+}
+
+// sendmsgCall is sendmsg2, made with unix.RawSyscall when raw (the call
+// must then not sleep: see msg_raw_linux.go).
+func sendmsgCall(fd int, p1, p2, oob []byte, flags int, raw bool) (int, error) {
 	var msg unix.Msghdr
 	var iov [2]unix.Iovec
 	n := 0
@@ -44,7 +50,13 @@ func sendmsg2(fd int, p1, p2, oob []byte, flags int) (int, error) {
 		msg.SetControllen(len(oob))
 	}
 	for {
-		r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|msgNoSignal))
+		var r uintptr
+		var e unix.Errno
+		if raw {
+			r, _, e = unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|msgNoSignal))
+		} else {
+			r, _, e = unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags|msgNoSignal))
+		}
 		if e == unix.EINTR {
 			continue
 		}
@@ -57,6 +69,12 @@ func sendmsg2(fd int, p1, p2, oob []byte, flags int) (int, error) {
 
 // recvmsgRaw is one recvmsg(2), EINTR retried. It returns the raw errno.
 func recvmsgRaw(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	return recvmsgCall(fd, p, oob, flags, false)
+}
+
+// recvmsgCall is recvmsgRaw, made with unix.RawSyscall when raw (the call
+// must then not sleep: see msg_raw_linux.go).
+func recvmsgCall(fd int, p, oob []byte, flags int, raw bool) (n, oobn, mflags int, err error) {
 	// Built in place, not by a helper: a store through a pointer would make
 	// the escape analysis move iov and the buffers to the heap.
 	var msg unix.Msghdr
@@ -72,7 +90,13 @@ func recvmsgRaw(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err erro
 		msg.SetControllen(len(oob))
 	}
 	for {
-		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+		var r uintptr
+		var e unix.Errno
+		if raw {
+			r, _, e = unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+		} else {
+			r, _, e = unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+		}
 		if e == unix.EINTR {
 			continue
 		}
