@@ -124,8 +124,9 @@ func (s *Server) accept(rc syscall.RawConn) (c *fdsend.Conn, fd int, err error) 
 	return c, -1, err
 }
 
-// connOf makes a Conn of a descriptor acceptRaw returned, which it takes
-// over (closes on failure).
+// connOf makes a Conn of a connected Unix stream socket's descriptor (from
+// acceptRaw or connectQueued), which it takes over: fd itself is closed
+// either way, the Conn holding a duplicate in the runtime's poller.
 func connOf(fd int) (*fdsend.Conn, error) {
 	f := os.NewFile(uintptr(fd), "holder-connection")
 	fc, err := net.FileConn(f) // a duplicate, in the runtime's poller

@@ -53,11 +53,5 @@ func connectQueued(path string, wait time.Duration) (*fdsend.Conn, error) {
 	// poller, with the Conn's own deadlines.
 	var zero unix.Timeval
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &zero)
-	f := os.NewFile(uintptr(fd), path)
-	nc, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	return fdsend.NewConn(nc.(*net.UnixConn)), nil
+	return connOf(fd)
 }
