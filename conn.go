@@ -59,6 +59,7 @@ type Conn struct {
 	batches     []batch // descriptors received and not yet claimed by a frame
 	slab        []int   // storage the batches' descriptor lists are cut from
 	fdbuf       [maxFilesPerMsg]int
+	roob        [oobRecvMax]byte // control buffer of fill, kept so no call clears one
 	msgFiles    []int  // descriptors of the message being read
 	msgData     []byte // data of the message being read (final frame)
 	msgInCaller bool   // msgData is in the spare capacity of the caller's buffer
@@ -236,7 +237,7 @@ type writeState struct {
 func (c *Conn) writeStep(fd uintptr) bool {
 	w := &c.wst
 	for len(w.hdr)+len(w.data) > 0 {
-		n, err := sendmsg2(int(fd), w.hdr, w.data, w.oob, 0)
+		n, err := sendmsg2Polled(int(fd), w.hdr, w.data, w.oob)
 		if err == errAgain {
 			return false
 		}
@@ -498,8 +499,7 @@ func (c *Conn) nextFrameStart() int64 {
 // an oversized batch is discarded by the kernel and reported as truncation.
 func (c *Conn) fill(dst []byte, direct bool) error {
 	room := int(min(c.maxFiles.Load(), maxFilesPerMsg))
-	var oobBuf [oobRecvMax]byte
-	oob := oobBuf[:c.ctlLen(room)]
+	oob := c.roob[:c.ctlLen(room)]
 	n, oobn, flags, err := recvOn(c.uc, dst, oob, 0)
 	if err != nil {
 		return c.opError("readmsg", err)

@@ -836,3 +836,75 @@ func TestETOOMANYREFS(t *testing.T) {
 		t.Fatalf("child said %q", out.String())
 	}
 }
+
+// On a blocking integer socket the receive first tries without waiting
+// (Linux); nothing there, it blocks as before, a MSG_WAITALL receive still
+// waits for all its bytes, and a send larger than the socket's buffer still
+// goes whole.
+func TestIntBlockingSocket(t *testing.T) {
+	fdtest.Check(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+
+	type result struct {
+		n, nfds int
+		err     error
+	}
+	got := make(chan result, 1)
+	fd := make([]int, 1)
+	// Half is there when the receive starts; it must return all 8 bytes,
+	// whenever the other half comes. (A read ends after a message that
+	// carries descriptors, so they come with the second half.)
+	if _, err := unix.Write(fds[0], []byte("half")); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		n, nfds, _, err := fdsend.RecvMsg(fds[1], make([]byte, 8), fd, unix.MSG_WAITALL)
+		got <- result{n, nfds, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // not needed to pass: lets the receive start first
+	if _, err := fdsend.Send(fds[0], []byte("more"), fds[0]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil || r.n != 8 || r.nfds != 1 {
+			t.Fatalf("RecvMsg(MSG_WAITALL) = %d bytes, %d fds, %v; want 8, 1", r.n, r.nfds, r.err)
+		}
+		unix.Close(fd[0])
+	case <-time.After(10 * time.Second):
+		t.Fatal("RecvMsg(MSG_WAITALL) did not return")
+	}
+
+	// A blocking send of more than the socket holds goes whole.
+	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 1<<20)
+	sent := make(chan result, 1)
+	go func() {
+		n, err := fdsend.Send(fds[0], big, fds[0])
+		sent <- result{n: n, err: err}
+	}()
+	total, files := 0, 0
+	buf := make([]byte, 1<<16)
+	for total < len(big) {
+		n, nfds, _, err := fdsend.RecvMsg(fds[1], buf, fd, 0)
+		if err != nil || n == 0 {
+			t.Fatalf("RecvMsg after %d bytes: %d, %v", total, n, err)
+		}
+		if nfds > 0 {
+			files += nfds
+			unix.Close(fd[0])
+		}
+		total += n
+	}
+	r := <-sent
+	if r.err != nil || r.n != len(big) || files != 1 {
+		t.Fatalf("Send of %d bytes on a blocking socket: %d, %v, %d files arrived", len(big), r.n, r.err, files)
+	}
+}

@@ -42,3 +42,44 @@ func recvmsgStep(fd int, p, oob []byte, flags int, polled bool) (n, oobn, mflags
 	// the message.
 	return n, oobn, mflags &^ unix.MSG_CMSG_CLOEXEC, err
 }
+
+// sendmsg2Polled is one attempt of Conn's write callback on its polled
+// socket: raw and non-blocking, as above; the RawConn waits on EAGAIN.
+func sendmsg2Polled(fd int, p1, p2, oob []byte) (int, error) {
+	return sendmsgCall(fd, p1, p2, oob, unix.MSG_DONTWAIT, true)
+}
+
+// rawTryMax bounds the messages sendInt first tries raw: a Unix stream
+// socket takes a message this short in one piece or not at all (its
+// smallest send buffer holds more), so the non-blocking try never writes
+// part of what a blocking call would have written whole.
+const rawTryMax = 2048
+
+// sendInt sends on a descriptor given as a number, which the runtime does
+// not poll and which may be blocking. A short message is first tried raw
+// and non-blocking (see above); only if the socket is full does the
+// ordinary blocking call follow, through the runtime's system-call path, so
+// that a send that has to wait gives up its P as any blocking call does.
+func sendInt(fd int, p, oob []byte, flags int) (int, error) {
+	if len(p) <= rawTryMax {
+		n, err := sendmsgCall(fd, p, nil, oob, flags|unix.MSG_DONTWAIT, true)
+		if err != errAgain || flags&unix.MSG_DONTWAIT != 0 {
+			return n, err
+		}
+	}
+	return sendmsg(fd, p, oob, flags)
+}
+
+// recvInt receives on a descriptor given as a number, as sendInt sends: a
+// raw non-blocking try, then, if nothing is there, the blocking call. A
+// MSG_WAITALL receive goes straight to the blocking call (a non-blocking
+// one would return less).
+func recvInt(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	if flags&unix.MSG_WAITALL == 0 {
+		n, oobn, mflags, err = recvmsgCall(fd, p, oob, flags|unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC, true)
+		if err != errAgain || flags&unix.MSG_DONTWAIT != 0 {
+			return n, oobn, mflags &^ unix.MSG_CMSG_CLOEXEC, err
+		}
+	}
+	return recvBlocking(fd, p, oob, flags)
+}

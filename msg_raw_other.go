@@ -12,3 +12,18 @@ func sendmsgStep(fd int, p, oob []byte, flags int, polled bool) (int, error) {
 func recvmsgStep(fd int, p, oob []byte, flags int, polled bool) (n, oobn, mflags int, err error) {
 	return recvmsgPolled(fd, p, oob, flags)
 }
+
+// sendmsg2Polled is one attempt of Conn's write callback.
+func sendmsg2Polled(fd int, p1, p2, oob []byte) (int, error) {
+	return sendmsg2(fd, p1, p2, oob, 0)
+}
+
+// sendInt sends on a descriptor given as a number: the ordinary call.
+func sendInt(fd int, p, oob []byte, flags int) (int, error) {
+	return sendmsg(fd, p, oob, flags)
+}
+
+// recvInt receives on a descriptor given as a number: a plain blocking call.
+func recvInt(fd int, p, oob []byte, flags int) (n, oobn, mflags int, err error) {
+	return recvBlocking(fd, p, oob, flags)
+}

@@ -33,8 +33,22 @@ func RecvMsg(sock any, buf []byte, fds []int, flags int) (n, nfds, msgFlags int,
 	if needsDataByte && len(buf) == 0 {
 		return 0, 0, 0, &ArgError{Arg: "buf", Type: "[]byte", Err: errEmptyNeedsByte}
 	}
+	// The control buffer is on the stack, and Go clears it at each call:
+	// a small one for the usual few descriptors.
+	if size := oobLen(len(fds)); size <= oobSmall {
+		var oobBuf [oobSmall]byte
+		return recvMsgWith(sock, buf, fds, flags, oobBuf[:size])
+	}
 	var oobBuf [oobRecvMax]byte
-	oob := oobBuf[:oobLen(len(fds))]
+	return recvMsgWith(sock, buf, fds, flags, oobBuf[:oobLen(len(fds))])
+}
+
+// oobSmall is the control buffer RecvMsg uses for a receive of a few
+// descriptors (about 70 on Linux).
+const oobSmall = 512
+
+// recvMsgWith is RecvMsg with oob as its control buffer.
+func recvMsgWith(sock any, buf []byte, fds []int, flags int, oob []byte) (n, nfds, msgFlags int, err error) {
 	n, oobn, msgFlags, err := recvOn(sock, buf, oob, flags)
 	if err != nil {
 		return 0, 0, 0, err
@@ -56,7 +70,7 @@ func recvOn(sock any, buf, oob []byte, flags int) (n, oobn, mflags int, err erro
 			return 0, 0, 0, err
 		}
 		if r.rc == nil {
-			n, oobn, mflags, err = recvBlocking(r.fd, buf, oob, flags)
+			n, oobn, mflags, err = recvInt(r.fd, buf, oob, flags)
 			if err != nil {
 				return 0, 0, 0, os.NewSyscallError("recvmsg", err)
 			}

@@ -144,7 +144,7 @@ func sendOn(sock any, msg, oob []byte, flags int) (int, error) {
 			if err := checkEmptyOnStream(r.fd, msg, oob); err != nil {
 				return 0, err
 			}
-			n, err := sendmsg(r.fd, msg, oob, flags)
+			n, err := sendInt(r.fd, msg, oob, flags)
 			if err != nil {
 				return 0, os.NewSyscallError("sendmsg", err)
 			}
