@@ -60,13 +60,13 @@ type Conn struct {
 	slab        []int   // storage the batches' descriptor lists are cut from
 	fdbuf       [maxFilesPerMsg]int
 	roob        [oobRecvMax]byte // control buffer of fill, kept so no call clears one
-	msgFiles    []int  // descriptors of the message being read
-	msgData     []byte // data of the message being read (final frame)
-	msgInCaller bool   // msgData is in the spare capacity of the caller's buffer
-	msgLen      int    // its length, announced by the frame header
-	msgGot      int    // bytes of msgData filled
-	inData      bool   // reading the final frame's data
-	inMessage   bool   // a frame of the current message has been read
+	msgFiles    []int            // descriptors of the message being read
+	msgData     []byte           // data of the message being read (final frame)
+	msgInCaller bool             // msgData is in the spare capacity of the caller's buffer
+	msgLen      int              // its length, announced by the frame header
+	msgGot      int              // bytes of msgData filled
+	inData      bool             // reading the final frame's data
+	inMessage   bool             // a frame of the current message has been read
 }
 
 // batch is the descriptors one recvmsg returned, with the stream offsets of
