@@ -162,3 +162,39 @@ func TestConnIntsAllocFree(t *testing.T) {
 		}
 	}
 }
+
+// SendMsgs and RecvMsgs allocate nothing in the steady state, on a
+// *net.UnixConn and on integers.
+func TestMsgsAllocFree(t *testing.T) {
+	fdtest.Check(t)
+	a, b := pair(t, syscall.SOCK_SEQPACKET)
+	fd := rawFD(t, devNulls(t, 1)[0].(syscall.Conn))
+	send := make([]fdsend.Msg, 8)
+	for i := range send {
+		send[i] = fdsend.Msg{Data: []byte("12345678"), FDs: []int{fd}}
+	}
+	recv := make([]fdsend.Msg, 8)
+	for i := range recv {
+		recv[i] = fdsend.Msg{Data: make([]byte, 16), FDs: make([]int, 2)}
+	}
+	for _, socks := range [][2]any{{a, b}, {rawFD(t, a), rawFD(t, b)}} {
+		allocs := testing.AllocsPerRun(50, func() {
+			if n, err := fdsend.SendMsgs(socks[0], send, 0); n != len(send) || err != nil {
+				t.Fatalf("SendMsgs: %d, %v", n, err)
+			}
+			for got := 0; got < len(send); {
+				n, err := fdsend.RecvMsgs(socks[1], recv, 0)
+				if err != nil {
+					t.Fatalf("RecvMsgs: %v", err)
+				}
+				for _, m := range recv[:n] {
+					fdsend.CloseFDs(m.FDs[:m.NFDs])
+				}
+				got += n
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%T: SendMsgs+RecvMsgs of %d messages: %v allocations, want 0", socks[0], len(send), allocs)
+		}
+	}
+}

@@ -100,10 +100,7 @@ func rawIO(sock any, rc syscall.RawConn, write bool, p, oob []byte, flags int) (
 		copy(oob, h.oob[:res.oobn])
 	}
 	if err != nil {
-		if closed || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
-			return 0, 0, 0, argError("sock", -1, sock, closedError{err})
-		}
-		return 0, 0, 0, err
+		return 0, 0, 0, connErr(sock, closed, err)
 	}
 	if res.err != nil {
 		if !isErrno(res.err) {
@@ -115,4 +112,15 @@ func rawIO(sock any, rc syscall.RawConn, write bool, p, oob []byte, flags int) (
 		return 0, 0, 0, os.NewSyscallError("recvmsg", res.err)
 	}
 	return res.n, res.oobn, res.mflags, nil
+}
+
+// connErr maps an error of sock's RawConn: a closed socket (closed is
+// what Control said afterwards) is an *ArgError naming sock that matches
+// net.ErrClosed and os.ErrClosed; anything else, a deadline included, is
+// returned unchanged.
+func connErr(sock any, closed bool, err error) error {
+	if closed || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
+		return argError("sock", -1, sock, closedError{err})
+	}
+	return err
 }
