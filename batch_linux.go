@@ -5,7 +5,7 @@ package fdsend
 import (
 	"net"
 	"os"
-	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,8 +22,9 @@ type mmsghdr struct {
 const mmsgMax = 1024
 
 // batchState is the memory one SendMsgs or RecvMsgs call builds its
-// headers in, pooled so that a steady stream of batches allocates nothing.
-// The RawConn callbacks are made once, with it.
+// headers in, kept for the next call (batchCache) so that a steady stream
+// of batches allocates nothing. The RawConn callbacks are made once, with
+// it.
 type batchState struct {
 	hdrs   []mmsghdr
 	iovs   []unix.Iovec
@@ -32,16 +33,28 @@ type batchState struct {
 	flags  int
 	done   int   // messages sent, or received
 	err    error // the system call's errno, raw
-	polled bool
-
-	sendFn, recvFn func(uintptr) bool
+	sendFn func(uintptr) bool
+	recvFn func(uintptr) bool
 }
 
-var batchPool = sync.Pool{New: func() any {
+// batchCache keeps a few batchStates between calls: as many calls as it has
+// slots run at once without allocating. Not a sync.Pool, which may drop what
+// it is given at any time (and does so on purpose under the race detector).
+var batchCache [4]atomic.Pointer[batchState]
+
+// batchKeepMax bounds the control buffer of a batchState worth keeping.
+const batchKeepMax = 1 << 18
+
+func getBatch() *batchState {
+	for i := range batchCache {
+		if b := batchCache[i].Swap(nil); b != nil {
+			return b
+		}
+	}
 	b := new(batchState)
 	b.sendFn, b.recvFn = b.sendStep, b.recvStep
 	return b
-}}
+}
 
 // prepare builds one header per message, pointing at its data and at a
 // control buffer of its own: the descriptors to send, or room for as many
@@ -97,12 +110,20 @@ func (b *batchState) prepare(msgs []Msg, flags int, send bool) {
 	}
 }
 
-// release forgets the caller's buffers and returns b to the pool.
+// release forgets the caller's buffers and keeps b for another call, if
+// there is room and it is not too large.
 func (b *batchState) release() {
 	clear(b.hdrs)
 	clear(b.iovs)
 	b.msgs = nil
-	batchPool.Put(b)
+	if cap(b.oob) > batchKeepMax || cap(b.hdrs) > mmsgMax {
+		return
+	}
+	for i := range batchCache {
+		if batchCache[i].CompareAndSwap(nil, b) {
+			return
+		}
+	}
 }
 
 // sendVlen is how many messages from b.done one sendmmsg takes: up to and
@@ -288,7 +309,7 @@ func sendMsgsBatched(sock any, msgs []Msg, flags int) (int, error, bool) {
 	default:
 		return 0, nil, false // the loop reports what is wrong with sock
 	}
-	b := batchPool.Get().(*batchState)
+	b := getBatch()
 	defer b.release()
 	b.prepare(msgs, flags, true)
 	empty := false
@@ -340,7 +361,7 @@ func recvMsgsBatched(sock any, msgs []Msg, flags int) (int, error, bool) {
 	default:
 		return 0, nil, false
 	}
-	b := batchPool.Get().(*batchState)
+	b := getBatch()
 	defer b.release()
 	b.prepare(msgs, flags, false)
 	if isInt {
