@@ -44,6 +44,7 @@ var variants = []variant{
 	{"net.UnixConn Write/ReadMsgUnix", "std", 1},
 	{"Conn WriteMsg(*os.File)/ReadMsg", "conn-files", 1},
 	{"Conn WriteMsg(int)/ReadMsgFDs", "conn-ints", 1},
+	{"SendMsgs/RecvMsgs, batches of 16", "batch", 1},
 	{"C (close loop)", "c-loop", 253},
 	{"C (close_range runs)", "c-range", 253},
 	{"RecvMsg on *net.UnixConn, close loop", "core-uc", 253},
@@ -141,7 +142,7 @@ func drive() error {
 		fmt.Printf("%-40s %4d %10.0f %7.2f %6.2f-%-6.2f  %s\n", v.label, v.n, t, med, q1, q3, sc[i])
 	}
 	fmt.Println("\nns/msg: median over rounds; x C: median of each round's ratio to C's close loop with as many descriptors")
-	fmt.Println("(paired in the same round), q1-q3 its spread. No batch (sendmmsg) variant: fdsend has no batch API yet.")
+	fmt.Println("(paired in the same round), q1-q3 its spread.")
 	return nil
 }
 
@@ -335,6 +336,10 @@ func readStraceSummary(path string, total map[string]int) error {
 	return sc.Err()
 }
 
+// batchSize is how many messages the batch variant sends and receives per
+// call.
+const batchSize = 16
+
 // role runs the sender or the receiver of one variant; the socket is
 // descriptor sockFD. Arguments: KEY N COUNT (send) or KEY N COUNT WARM (recv).
 func role(which string, args []string) error {
@@ -432,6 +437,19 @@ func send(key string, n, count int) error {
 				return err
 			}
 		}
+	case "batch":
+		msgs := make([]fdsend.Msg, batchSize)
+		for i := range msgs {
+			msgs[i] = fdsend.Msg{Data: msg, FDs: raw}
+		}
+		for left := count; left > 0; {
+			b := msgs[:min(left, len(msgs))]
+			k, err := fdsend.SendMsgs(uc, b, 0)
+			if err != nil {
+				return err
+			}
+			left -= k
+		}
 	case "conn-files", "conn-ints":
 		c := fdsend.NewConn(uc)
 		fs := files
@@ -468,6 +486,7 @@ func recv(key string, n, count, warm int) (float64, error) {
 		return nil
 	}
 	var step func() error
+	var stepN func() (int, error) // a receive of several messages (batch)
 	if key == "core-int" {
 		step = func() error {
 			r, nfds, _, err := fdsend.RecvMsg(sockFD, buf, fds, 0)
@@ -526,6 +545,33 @@ func recv(key string, n, count, warm int) (float64, error) {
 				}
 				return closeLoop(got)
 			}
+		case "batch":
+			msgs := make([]fdsend.Msg, batchSize)
+			for i := range msgs {
+				msgs[i] = fdsend.Msg{Data: make([]byte, msgLen), FDs: make([]int, n)}
+			}
+			stepN = func() (int, error) {
+				k, err := fdsend.RecvMsgs(uc, msgs, 0)
+				if err != nil {
+					return 0, err
+				}
+				if last := msgs[k-1]; last.N == 0 && last.NFDs == 0 {
+					k-- // the sender has closed: the end of its messages
+					if k == 0 {
+						return 0, errors.New("the sender closed early")
+					}
+				}
+				for _, m := range msgs[:k] {
+					if err := check(m.N, m.NFDs); err != nil {
+						closeLoop(m.FDs[:m.NFDs])
+						return 0, err
+					}
+					if err := closeLoop(m.FDs[:m.NFDs]); err != nil {
+						return 0, err
+					}
+				}
+				return k, nil
+			}
 		case "conn-ints":
 			c := fdsend.NewConn(uc)
 			var data []byte
@@ -560,13 +606,19 @@ func recv(key string, n, count, warm int) (float64, error) {
 			return 0, fmt.Errorf("unknown variant %q", key)
 		}
 	}
-	for i := range warm + count {
-		if i == warm {
-			t0 = time.Now()
+	if stepN == nil {
+		stepN = func() (int, error) { return 1, step() }
+	}
+	got, start := 0, 0
+	for got < warm+count {
+		if got >= warm && t0.IsZero() {
+			t0, start = time.Now(), got
 		}
-		if err := step(); err != nil {
+		k, err := stepN()
+		if err != nil {
 			return 0, err
 		}
+		got += k
 	}
-	return float64(time.Since(t0).Nanoseconds()) / float64(count), nil
+	return float64(time.Since(t0).Nanoseconds()) / float64(got-start), nil
 }
