@@ -3,6 +3,7 @@ package watch
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -107,7 +108,7 @@ func (in *inotify) addDir(abs string, tree *root) error {
 	}
 	if err != nil {
 		if err == unix.ENOSPC {
-			return &os.PathError{Op: "watch (the limit fs.inotify.max_user_watches was reached)", Path: abs, Err: err}
+			return fmt.Errorf("watch %s: %w (the limit fs.inotify.max_user_watches was reached)", abs, err)
 		}
 		return &os.PathError{Op: "watch", Path: abs, Err: err}
 	}

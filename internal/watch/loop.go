@@ -73,4 +73,3 @@ func merge(a, b Event) Event {
 	m.Errs = append(append([]error(nil), a.Errs...), b.Errs...)
 	return m
 }
-
