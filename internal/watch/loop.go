@@ -17,6 +17,10 @@ import (
 // sources already out of date, and its result would be replaced at once.
 // A stopped build is not passed to done.
 //
+// A build that writes into the watched paths (a binary, generated code)
+// reports its own change and builds again for ever: put its output
+// elsewhere or among Options.Ignore.
+//
 // Loop returns ctx's error when ctx is done, or w.Err() when w stopped
 // (nil after w.Close).
 func Loop(ctx context.Context, w *Watcher, b *Build, done func(Result, Event)) error {

@@ -119,9 +119,15 @@ func newRoot(p string) (root, error) {
 	if err != nil {
 		return root{}, err
 	}
-	fi, err := os.Stat(abs) // a root may be a symbolic link; follow it
+	fi, err := os.Stat(abs)
 	if err != nil {
 		return root{}, err // *PathError, names p
+	}
+	// A path that is a symbolic link is watched where it leads (links
+	// met below it are not followed); changes are still reported under
+	// the name given.
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return root{}, err
 	}
 	return root{path: clean, abs: abs, isDir: fi.IsDir()}, nil
 }

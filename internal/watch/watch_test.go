@@ -277,6 +277,19 @@ func TestSingleFile(t *testing.T) {
 	await(t, w, f)
 }
 
+func TestSymlinkRoot(t *testing.T) {
+	checkFDs(t)
+	dir := t.TempDir()
+	mkdir(t, filepath.Join(dir, "real", "sub"))
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink("real", link); err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, Options{Paths: []string{link}})
+	write(t, filepath.Join(dir, "real", "sub", "f"), "x")
+	await(t, w, filepath.Join(link, "sub", "f"))
+}
+
 func TestRootReplaced(t *testing.T) {
 	checkFDs(t)
 	parent := t.TempDir()
