@@ -100,8 +100,20 @@ func RecvMsgs(sock any, msgs []Msg, flags int) (n int, err error) {
 
 // batchError names the message of a batch that an error stopped at.
 func batchError(i int, err error) error {
-	return fmt.Errorf("fdsend: message %d of the batch: %w", i, err)
+	return &msgError{index: i, err: err}
 }
+
+// msgError is an error of one message of a batch.
+type msgError struct {
+	index int
+	err   error
+}
+
+func (e *msgError) Error() string {
+	return fmt.Sprintf("fdsend: message %d of the batch: %v", e.index, e.err)
+}
+
+func (e *msgError) Unwrap() error { return e.err }
 
 // sendMsgsLoop is SendMsgs as one send per message.
 func sendMsgsLoop(sock any, msgs []Msg, flags int) (int, error) {

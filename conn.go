@@ -45,6 +45,7 @@ type Conn struct {
 	woob [oobSendMax]byte
 	wst  writeState
 	wfds []int // integer descriptors of the message being written (intFDs)
+	wq   writeQueue
 	// writeFn is c.writeStep, made once.
 	writeFn func(uintptr) bool
 
@@ -165,7 +166,14 @@ func (c *Conn) WriteMsg(data []byte, files ...any) error {
 	if err := c.checkType(); err != nil {
 		return err
 	}
-	c.wmu.Lock()
+	if !c.wmu.TryLock() {
+		// Another goroutine is writing: a short message queues to go
+		// with others in one sendmmsg (connqueue.go).
+		if len(data) <= queueDataMax && len(files) <= maxFilesPerMsg && queueWrites.Load() {
+			return c.writeQueued(data, files)
+		}
+		c.wmu.Lock()
+	}
 	defer c.wmu.Unlock()
 	if c.werr != nil {
 		return c.werr

@@ -152,3 +152,65 @@ func writer(write func() error) (start chan struct{}, done chan error) {
 	}()
 	return start, done
 }
+
+// BenchmarkConnWriters has 8 goroutines write 8-byte messages with one
+// integer file on one Conn while the benchmark's goroutine reads them with
+// ReadMsgFDs: with the write queue ("queue=on", the default: writers that
+// find the lock taken send together, one sendmmsg) and without it.
+func BenchmarkConnWriters(b *testing.B) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	nullFD := int(null.Fd())
+	for _, on := range []bool{true, false} {
+		name := "queue=off"
+		if on {
+			name = "queue=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			fdsend.SetQueueWrites(on)
+			defer fdsend.SetQueueWrites(true)
+			x, y, err := fdsend.Socketpair(syscall.SOCK_STREAM)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w, r := fdsend.NewConn(x), fdsend.NewConn(y)
+			defer w.Close()
+			defer r.Close()
+			const writers = 8
+			per := b.N/writers + 1
+			errc := make(chan error, writers)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range writers {
+				go func() {
+					msg := make([]byte, 8)
+					var err error
+					for range per {
+						if err = w.WriteMsg(msg, nullFD); err != nil {
+							break
+						}
+					}
+					errc <- err
+				}()
+			}
+			var data []byte
+			var fds []int
+			for range per * writers {
+				data, fds, err = r.ReadMsgFDs(data[:0], fds[:0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				fdsend.CloseFDs(fds)
+			}
+			b.StopTimer()
+			for range writers {
+				if err := <-errc; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

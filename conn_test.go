@@ -573,3 +573,128 @@ func TestPeerCred(t *testing.T) {
 		t.Errorf("PeerCred(/dev/null): %v", err)
 	}
 }
+
+// Many goroutines writing short messages at once: the queued ones go in
+// batches (one sendmmsg each), and every message still arrives once, whole,
+// with its own files, whether given as *os.File or as numbers.
+func TestConnQueuedWrites(t *testing.T) {
+	fdtest.Check(t)
+	a, b, _, _ := connPair(t)
+	pool, ids := identFiles(t, 3)
+	const writers, perWriter = 8, 400
+	before := fdsend.QueueBatches()
+	var wg sync.WaitGroup
+	errc := make(chan error, writers+1)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				msg := make([]byte, 16)
+				binary.BigEndian.PutUint32(msg[0:], uint32(w))
+				binary.BigEndian.PutUint32(msg[4:], uint32(i))
+				binary.BigEndian.PutUint32(msg[8:], 1)
+				sum := sha256.Sum256(nil)
+				copy(msg[12:16], sum[:4])
+				var file any = pool[i%len(pool)]
+				if w%2 == 1 {
+					file = rawFD(t, pool[i%len(pool)])
+				}
+				if err := a.WriteMsg(msg, file); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	seen := map[[2]uint32]bool{}
+	next := make([]uint32, writers)
+	for len(seen) < writers*perWriter {
+		b.SetReadDeadline(time.Now().Add(20 * time.Second))
+		msg, files, err := b.ReadMsg()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(seen), err)
+		}
+		err = checkConcurrentMsg(msg, files, ids, len(pool))
+		closeAll(files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, i := binary.BigEndian.Uint32(msg), binary.BigEndian.Uint32(msg[4:])
+		if int(w) >= writers || i != next[w] {
+			t.Fatalf("writer %d's message %d arrived, want its %d (one writer's messages stay in order)", w, i, next[w])
+		}
+		next[w]++
+		seen[[2]uint32{w, i}] = true
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	if n := fdsend.QueueBatches() - before; n == 0 {
+		t.Errorf("%d writers at once never queued a batch", writers)
+	} else {
+		t.Logf("%d messages, %d batches", writers*perWriter, n)
+	}
+}
+
+// Queued writes that time out fail together and leave the stream whole: the
+// reader then gets only whole messages, and writing goes on after the
+// deadline is lifted.
+func TestConnQueuedWriteDeadline(t *testing.T) {
+	fdtest.Check(t)
+	a, b, _, _ := connPair(t)
+	pool, _ := identFiles(t, 1)
+	// Fill the socket with one writer.
+	a.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	sent := 0
+	for {
+		if err := a.WriteMsg([]byte("fill"), pool[0]); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+		sent++
+	}
+	a.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = a.WriteMsg([]byte("late"), pool[0])
+		}()
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("writer %d on a full socket past its deadline: %v", w, err)
+		}
+	}
+	a.SetWriteDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() { done <- a.WriteMsg([]byte("after"), pool[0]) }()
+	for got := 0; ; got++ {
+		b.SetReadDeadline(time.Now().Add(20 * time.Second))
+		msg, files, err := b.ReadMsg()
+		closeAll(files)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", got, sent, err)
+		}
+		if string(msg) == "after" {
+			if got != sent || len(files) != 1 {
+				t.Errorf("%q came after %d messages with %d files, want after %d with 1", msg, got, len(files), sent)
+			}
+			break
+		}
+		if string(msg) != "fill" || len(files) != 1 {
+			t.Fatalf("message %d: %q with %d files", got, msg, len(files))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
