@@ -44,7 +44,8 @@ var variants = []variant{
 	{"net.UnixConn Write/ReadMsgUnix", "std", 1},
 	{"Conn WriteMsg(*os.File)/ReadMsg", "conn-files", 1},
 	{"Conn WriteMsg(int)/ReadMsgFDs", "conn-ints", 1},
-	{"SendMsgs/RecvMsgs, batches of 16", "batch", 1},
+	{"SendMsgs/RecvMsgs x16", "batch", 1},
+	{"SendMsgs/RecvMsgs x16, CloseFDs", "batch-closefds", 1},
 	{"C (close loop)", "c-loop", 253},
 	{"C (close_range runs)", "c-range", 253},
 	{"RecvMsg on *net.UnixConn, close loop", "core-uc", 253},
@@ -437,7 +438,7 @@ func send(key string, n, count int) error {
 				return err
 			}
 		}
-	case "batch":
+	case "batch", "batch-closefds":
 		msgs := make([]fdsend.Msg, batchSize)
 		for i := range msgs {
 			msgs[i] = fdsend.Msg{Data: msg, FDs: raw}
@@ -545,11 +546,12 @@ func recv(key string, n, count, warm int) (float64, error) {
 				}
 				return closeLoop(got)
 			}
-		case "batch":
+		case "batch", "batch-closefds":
 			msgs := make([]fdsend.Msg, batchSize)
 			for i := range msgs {
 				msgs[i] = fdsend.Msg{Data: make([]byte, msgLen), FDs: make([]int, n)}
 			}
+			all := make([]int, 0, batchSize*n)
 			stepN = func() (int, error) {
 				k, err := fdsend.RecvMsgs(uc, msgs, 0)
 				if err != nil {
@@ -561,16 +563,24 @@ func recv(key string, n, count, warm int) (float64, error) {
 						return 0, errors.New("the sender closed early")
 					}
 				}
+				all = all[:0]
+				var bad error
 				for _, m := range msgs[:k] {
-					if err := check(m.N, m.NFDs); err != nil {
-						closeLoop(m.FDs[:m.NFDs])
-						return 0, err
+					if err := check(m.N, m.NFDs); err != nil && bad == nil {
+						bad = err
 					}
-					if err := closeLoop(m.FDs[:m.NFDs]); err != nil {
-						return 0, err
-					}
+					all = append(all, m.FDs[:m.NFDs]...)
 				}
-				return k, nil
+				if bad != nil {
+					closeLoop(all)
+					return 0, bad
+				}
+				if key == "batch-closefds" {
+					// One close_range for the whole batch: the kernel
+					// gave its descriptors consecutive numbers.
+					return k, fdsend.CloseFDs(all)
+				}
+				return k, closeLoop(all)
 			}
 		case "conn-ints":
 			c := fdsend.NewConn(uc)
