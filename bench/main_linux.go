@@ -37,6 +37,18 @@ type variant struct {
 
 func (v variant) isC() bool { return strings.HasPrefix(v.key, "c-") }
 
+// pingPong reports whether v is a round-trip variant: the receiver sends
+// every message back and the sender waits for it.
+func (v variant) pingPong() bool { return strings.HasSuffix(v.key, "-pp") }
+
+// base is the C variant v's ratios are to.
+func (v variant) base() string {
+	if v.pingPong() {
+		return "c-pp"
+	}
+	return "c-loop"
+}
+
 var variants = []variant{
 	{"C (close loop)", "c-loop", 1},
 	{"SendMsg/RecvMsg on *net.UnixConn", "core-uc", 1},
@@ -50,6 +62,9 @@ var variants = []variant{
 	{"C (close_range runs)", "c-range", 253},
 	{"RecvMsg on *net.UnixConn, close loop", "core-uc", 253},
 	{"RecvMsg on *net.UnixConn, CloseFDs", "core-uc-closefds", 253},
+	{"C ping-pong (round trip)", "c-pp", 1},
+	{"SendMsg/RecvMsg on *net.UnixConn, ping-pong", "core-uc-pp", 1},
+	{"net.UnixConn Write/ReadMsgUnix, ping-pong", "std-pp", 1},
 }
 
 func main() {
@@ -131,19 +146,19 @@ func drive() error {
 		}
 	}
 
-	fmt.Printf("\n%-40s %4s %10s %7s %13s  %s\n", "variant", "fds", "ns/msg", "x C", "x C q1-q3", "syscalls/msg (both processes)")
+	fmt.Printf("\n%-46s %4s %10s %7s %13s  %s\n", "variant", "fds", "ns/msg", "x C", "x C q1-q3", "syscalls/msg (both processes)")
 	for i, v := range variants {
-		cref := slices.IndexFunc(variants, func(c variant) bool { return c.key == "c-loop" && c.n == v.n })
+		cref := slices.IndexFunc(variants, func(c variant) bool { return c.key == v.base() && c.n == v.n })
 		ratios := make([]float64, len(ns[i]))
 		for r := range ns[i] {
 			ratios[r] = ns[i][r] / ns[cref][r]
 		}
 		q1, med, q3 := quartiles(ratios)
 		_, t, _ := quartiles(ns[i])
-		fmt.Printf("%-40s %4d %10.0f %7.2f %6.2f-%-6.2f  %s\n", v.label, v.n, t, med, q1, q3, sc[i])
+		fmt.Printf("%-46s %4d %10.0f %7.2f %6.2f-%-6.2f  %s\n", v.label, v.n, t, med, q1, q3, sc[i])
 	}
-	fmt.Println("\nns/msg: median over rounds; x C: median of each round's ratio to C's close loop with as many descriptors")
-	fmt.Println("(paired in the same round), q1-q3 its spread.")
+	fmt.Println("\nns/msg: median over rounds (ping-pong: per round trip); x C: median of each round's ratio to C's close loop")
+	fmt.Println("with as many descriptors (ping-pong: to C's ping-pong), paired in the same round; q1-q3 its spread.")
 	return nil
 }
 
@@ -200,6 +215,9 @@ func runPair(self, ref string, v variant, count int, wrap func(side string) []st
 	if v.isC() {
 		mode := strings.TrimPrefix(v.key, "c-")
 		sargs = []string{ref, "send", strconv.Itoa(v.n), strconv.Itoa(warm + count)}
+		if v.pingPong() {
+			sargs = append(sargs, "pp")
+		}
 		rargs = []string{ref, "recv", strconv.Itoa(v.n), strconv.Itoa(count), strconv.Itoa(warm), mode}
 	} else {
 		sargs = []string{self, "send", v.key, strconv.Itoa(v.n), strconv.Itoa(warm + count)}
@@ -438,6 +456,41 @@ func send(key string, n, count int) error {
 				return err
 			}
 		}
+	case "core-uc-pp":
+		buf := make([]byte, msgLen)
+		got := make([]int, n)
+		for range count {
+			if err := check(fdsend.SendMsg(uc, msg, ints, 0)); err != nil {
+				return err
+			}
+			r, nfds, _, err := fdsend.RecvMsg(uc, buf, got, 0)
+			if err != nil {
+				return err
+			}
+			if r != msgLen || nfds != n {
+				return fmt.Errorf("reply of %d bytes and %d descriptors", r, nfds)
+			}
+			for _, fd := range got[:nfds] {
+				syscall.Close(fd)
+			}
+		}
+	case "std-pp":
+		oob := syscall.UnixRights(raw...)
+		buf := make([]byte, msgLen)
+		roob := make([]byte, syscall.CmsgSpace(4*n))
+		for range count {
+			w, _, err := uc.WriteMsgUnix(msg, oob, nil)
+			if err := check(w, err); err != nil {
+				return err
+			}
+			got, err := stdRead(uc, buf, roob)
+			if err != nil {
+				return err
+			}
+			for _, fd := range got {
+				syscall.Close(fd)
+			}
+		}
 	case "batch", "batch-closefds":
 		msgs := make([]fdsend.Msg, batchSize)
 		for i := range msgs {
@@ -524,24 +577,42 @@ func recv(key string, n, count, warm int) (float64, error) {
 		case "std":
 			oob := make([]byte, syscall.CmsgSpace(4*n))
 			step = func() error {
-				r, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+				got, err := stdRead(uc, buf, oob)
 				if err != nil {
 					return err
 				}
-				cms, err := syscall.ParseSocketControlMessage(oob[:oobn])
-				if err != nil {
-					return err
-				}
-				var got []int
-				for i := range cms {
-					fs, err := syscall.ParseUnixRights(&cms[i])
-					if err != nil {
-						return err
-					}
-					got = append(got, fs...)
-				}
-				if err := check(r, len(got)); err != nil {
+				if err := check(msgLen, len(got)); err != nil {
 					closeLoop(got)
+					return err
+				}
+				return closeLoop(got)
+			}
+		case "core-uc-pp":
+			step = func() error {
+				r, nfds, _, err := fdsend.RecvMsg(uc, buf, fds, 0)
+				if err != nil {
+					return err
+				}
+				if err := check(r, nfds); err != nil {
+					return err
+				}
+				if _, err := fdsend.SendMsg(uc, buf[:r], fdArgs(fds[:nfds]), 0); err != nil {
+					return err
+				}
+				return closeLoop(fds[:nfds])
+			}
+		case "std-pp":
+			oob := make([]byte, syscall.CmsgSpace(4*n))
+			step = func() error {
+				got, err := stdRead(uc, buf, oob)
+				if err != nil {
+					return err
+				}
+				if err := check(msgLen, len(got)); err != nil {
+					closeLoop(got)
+					return err
+				}
+				if _, _, err := uc.WriteMsgUnix(buf, syscall.UnixRights(got...), nil); err != nil {
 					return err
 				}
 				return closeLoop(got)
@@ -631,4 +702,43 @@ func recv(key string, n, count, warm int) (float64, error) {
 		got += k
 	}
 	return float64(time.Since(t0).Nanoseconds()) / float64(got-start), nil
+}
+
+// stdRead reads one message of msgLen bytes with package net and syscall
+// alone, as a program without fdsend would, and returns its descriptors.
+func stdRead(uc *net.UnixConn, buf, oob []byte) ([]int, error) {
+	r, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, err
+	}
+	cms, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return nil, err
+	}
+	var got []int
+	for i := range cms {
+		fs, err := syscall.ParseUnixRights(&cms[i])
+		if err != nil {
+			return nil, err
+		}
+		got = append(got, fs...)
+	}
+	if r != msgLen {
+		for _, fd := range got {
+			syscall.Close(fd)
+		}
+		return nil, fmt.Errorf("read %d bytes, want %d", r, msgLen)
+	}
+	return got, nil
+}
+
+// fdArgs is fds as SendMsg's files, in a slice kept between calls.
+var fdArgsBuf []any
+
+func fdArgs(fds []int) []any {
+	fdArgsBuf = fdArgsBuf[:0]
+	for _, fd := range fds {
+		fdArgsBuf = append(fdArgsBuf, fd)
+	}
+	return fdArgsBuf
 }

@@ -10,6 +10,11 @@
  *                                    "range": close_range(2) over each run of
  *                                    consecutive numbers); print ns per
  *                                    timed message on stdout
+ *   fdsend-ref send N COUNT pp       ping-pong: send a message, wait for the
+ *                                    reply, close its descriptors; COUNT times
+ *   fdsend-ref recv N COUNT WARM pp  the other side: receive a message, send
+ *                                    it back with the descriptors it brought,
+ *                                    close them; print ns per timed round trip
  *
  * The connected SOCK_STREAM Unix socket is descriptor 3 in both processes.
  */
@@ -37,8 +42,8 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: fdsend-ref send N COUNT\n"
-			"       fdsend-ref recv N COUNT WARM loop|range\n");
+	fprintf(stderr, "usage: fdsend-ref send N COUNT [pp]\n"
+			"       fdsend-ref recv N COUNT WARM loop|range|pp\n");
 	exit(2);
 }
 
@@ -54,6 +59,119 @@ static long num(const char *s, long lo, long hi)
 		exit(2);
 	}
 	return v;
+}
+
+/* recv_one receives one message of MSGLEN bytes and n descriptors into
+ * fds, EINTR retried; anything else is fatal. */
+static void recv_one(int n, int *fds)
+{
+	char buf[MSGLEN];
+	union {
+		char buf[CMSG_SPACE(MAXFDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {buf, MSGLEN};
+	struct msghdr mh = {0};
+	struct cmsghdr *c;
+	ssize_t r;
+	int got = 0;
+
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+	do
+		r = recvmsg(SOCK, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		die("recvmsg");
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			int m = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds + got, CMSG_DATA(c), m * sizeof(int));
+			got += m;
+		}
+	}
+	if (r != MSGLEN || got != n || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		fprintf(stderr, "fdsend-ref: recvmsg: got %zd bytes and %d descriptors, want %d and %d\n",
+			r, got, MSGLEN, n);
+		exit(1);
+	}
+}
+
+/* send_one sends one message of MSGLEN bytes with n descriptors. */
+static void send_one(int n, const int *fds)
+{
+	char msg[MSGLEN] = "fdsend!";
+	union {
+		char buf[CMSG_SPACE(MAXFDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {msg, MSGLEN};
+	struct msghdr mh = {0};
+	struct cmsghdr *c;
+	ssize_t w;
+
+	memset(&u, 0, sizeof u);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	do
+		w = sendmsg(SOCK, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		die("sendmsg");
+	if (w != MSGLEN) {
+		fprintf(stderr, "fdsend-ref: sendmsg: short write %zd\n", w);
+		exit(1);
+	}
+}
+
+static void close_all(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (close(fds[i]) < 0)
+			die("close");
+}
+
+/* ping sends COUNT messages, each after the reply to the one before. */
+static void ping(int n, long count)
+{
+	int fds[MAXFDS], got[MAXFDS];
+	int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (f < 0)
+		die("open /dev/null");
+	for (int i = 0; i < n; i++)
+		fds[i] = f;
+	for (long k = 0; k < count; k++) {
+		send_one(n, fds);
+		recv_one(n, got);
+		close_all(got, n);
+	}
+}
+
+/* pong sends every message back with the descriptors it brought. */
+static double pong(int n, long count, long warm)
+{
+	struct timespec t0 = {0}, t1;
+	int fds[MAXFDS];
+
+	for (long k = 0; k < warm + count; k++) {
+		if (k == warm)
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+		recv_one(n, fds);
+		send_one(n, fds);
+		close_all(fds, n);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / count;
 }
 
 static void send_loop(int n, long count)
@@ -191,6 +309,14 @@ int main(int argc, char **argv)
 	n = num(argv[2], 1, MAXFDS);
 	if (strcmp(argv[1], "send") == 0 && argc == 4) {
 		send_loop(n, num(argv[3], 1, 1L << 40));
+		return 0;
+	}
+	if (strcmp(argv[1], "send") == 0 && argc == 5 && strcmp(argv[4], "pp") == 0) {
+		ping(n, num(argv[3], 1, 1L << 40));
+		return 0;
+	}
+	if (strcmp(argv[1], "recv") == 0 && argc == 6 && strcmp(argv[5], "pp") == 0) {
+		printf("%.1f\n", pong(n, num(argv[3], 1, 1L << 40), num(argv[4], 0, 1L << 40)));
 		return 0;
 	}
 	if (strcmp(argv[1], "recv") == 0 && argc == 6) {
