@@ -191,3 +191,73 @@ func BenchmarkCloseFDs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMsgs sends and receives 16 messages of 8 bytes with one
+// descriptor each per op on a SOCK_SEQPACKET pair: with SendMsgs+RecvMsgs
+// ("impl=batch", sendmmsg/recvmmsg on Linux) and with 16 SendMsg+RecvMsg
+// ("impl=single"), in the same run. The receiver closes every descriptor
+// with one CloseFDs per op in both.
+func BenchmarkMsgs(b *testing.B) {
+	x, y, err := fdsend.Socketpair(syscall.SOCK_SEQPACKET)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	defer y.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	nfd := int(null.Fd())
+	const batch = 16
+	send := make([]fdsend.Msg, batch)
+	recv := make([]fdsend.Msg, batch)
+	for i := range send {
+		send[i] = fdsend.Msg{Data: []byte("12345678"), FDs: []int{nfd}}
+		recv[i] = fdsend.Msg{Data: make([]byte, 16), FDs: make([]int, 1)}
+	}
+	all := make([]int, 0, batch)
+	b.Run("impl=batch", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if n, err := fdsend.SendMsgs(x, send, 0); n != batch || err != nil {
+				b.Fatal(n, err)
+			}
+			all = all[:0]
+			for got := 0; got < batch; {
+				n, err := fdsend.RecvMsgs(y, recv, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, m := range recv[:n] {
+					all = append(all, m.FDs[:m.NFDs]...)
+				}
+				got += n
+			}
+			fdsend.CloseFDs(all)
+		}
+	})
+	b.Run("impl=single", func(b *testing.B) {
+		b.ReportAllocs()
+		files := []any{nfd}
+		buf := make([]byte, 16)
+		fds := make([]int, 1)
+		for b.Loop() {
+			for range batch {
+				if _, err := fdsend.SendMsg(x, send[0].Data, files, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			all = all[:0]
+			for range batch {
+				_, nfds, _, err := fdsend.RecvMsg(y, buf, fds, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				all = append(all, fds[:nfds]...)
+			}
+			fdsend.CloseFDs(all)
+		}
+	})
+}
