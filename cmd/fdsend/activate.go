@@ -33,7 +33,11 @@ is being restarted wait in the backlog.
 
 SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 are forwarded to the child (to
 every child with --accept). After SIGTERM or SIGINT nothing is restarted and
-the launcher exits with the child's status (128+N if signal N killed it).`,
+the launcher exits with the child's status (128+N if signal N killed it).
+
+As PID 1 (a container's entry point) it is also the container's init: that
+process reaps every orphan, passes signals on and exits with the status of
+the launcher proper, which it runs as its child with the same arguments.`,
 	Footer: `ADDR is PORT (every address, IPv6 and IPv4), IPv4:PORT, [IPv6]:PORT,
 /path (a Unix socket; a stale socket file there is replaced) or @name (an
 abstract Unix socket). Host names are not resolved. Port 0 picks a free port;

@@ -3,7 +3,12 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
@@ -170,3 +175,176 @@ func TestActivateUserRefused(t *testing.T) {
 
 // regexpQuote matches s literally.
 func regexpQuote(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s)) }
+
+func init() {
+	children["orphans"] = orphansChild
+}
+
+// orphansChild, run by a launcher that is PID 1 of a PID namespace, makes
+// an orphan: a shell starts `cat` in the background and exits, so cat is
+// re-parented to PID 1; then it lets cat exit (closing the pipe cat reads)
+// and waits, bounded, for PID 1 to reap it. It prints each step, and
+// whether any zombie is left in the namespace, then waits for SIGTERM and
+// exits with FDSEND_TERM_EXIT if set, else dies of it.
+func orphansChild() error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	sh := exec.Command("/bin/sh", "-c", `cat <&3 >/dev/null & echo $!`)
+	sh.ExtraFiles = []*os.File{r}
+	sh.Stderr = os.Stderr // not a pipe of Output's, which cat would hold open
+	out, err := sh.Output() // the shell has exited: cat is an orphan now
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("shell: %v", err)
+	}
+	pid := strings.TrimSpace(string(out))
+	if ppid := procField(pid, 3); ppid != "1" {
+		return fmt.Errorf("orphan %s has parent %q, want 1", pid, ppid)
+	}
+	fmt.Println("orphan's parent is 1")
+	w.Close() // cat sees end of file and exits
+	deadline := time.Now().Add(10 * time.Second)
+	for procField(pid, 2) != "" {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("orphan %s still there after 10 s, state %s", pid, procField(pid, 2))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("orphan reaped")
+	var zombies []string
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err == nil && procField(e.Name(), 2) == "Z" {
+			zombies = append(zombies, e.Name())
+		}
+	}
+	fmt.Printf("zombies %d %s\n", len(zombies), strings.Join(zombies, " "))
+	fmt.Println("ready")
+	<-sigs
+	fmt.Println("got TERM")
+	if code := os.Getenv("FDSEND_TERM_EXIT"); code != "" {
+		n, _ := strconv.Atoi(code)
+		os.Exit(n)
+	}
+	signal.Reset(syscall.SIGTERM)
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	time.Sleep(10 * time.Second)
+	return errors.New("still alive after re-raising SIGTERM")
+}
+
+// procField returns field n (1: pid, 2: state, 3: parent, ...) of
+// /proc/PID/stat, or "" if there is no such process.
+func procField(pid string, n int) string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	switch {
+	case n == 1:
+		return pid
+	case n >= 2 && n-2 < len(f):
+		return f[n-2] // f[0] is the state, field 3
+	}
+	return ""
+}
+
+// childOf returns the PID of a child of parent, from /proc.
+func childOf(t *testing.T, parent int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && procField(e.Name(), 3) == strconv.Itoa(parent) {
+			return pid
+		}
+	}
+	t.Fatalf("process %d has no child", parent)
+	return 0
+}
+
+// TestActivateAsPID1 runs the launcher as PID 1 of a new PID namespace, as a
+// container's entry point: an orphan its child makes is reaped, and no
+// zombie is left; SIGTERM to PID 1 reaches the child, and PID 1 exits with
+// the child's status (an exit code, or 128+N when the signal kills it).
+func TestActivateAsPID1(t *testing.T) {
+	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it makes a PID namespace")
+	unshare := tool(t, "unshare")
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		status int
+	}{
+		{"child exits 7 on SIGTERM", []string{"FDSEND_TERM_EXIT=7"}, 7},
+		{"child dies of SIGTERM", nil, 128 + int(syscall.SIGTERM)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := start(t, tc.env, unshare, "--pid", "--fork", "--mount-proc",
+				fdsendBin, "activate", "-l", "127.0.0.1:0", role("orphans"), "-E", "FDSEND_TERM_EXIT", "--", os.Args[0])
+			l.waitLog(regexpQuote("running as PID 1: the launcher is pid "))
+			l.expect("orphan's parent is 1")
+			l.expect("orphan reaped")
+			l.expect("zombies 0 ")
+			l.expect("ready")
+			// unshare --fork waits for PID 1 of the namespace, its child.
+			init := childOf(t, l.cmd.Process.Pid)
+			if err := syscall.Kill(init, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			l.expect("got TERM")
+			if st := l.wait(); st != tc.status {
+				t.Fatalf("status %d, want %d (the child's)", st, tc.status)
+			}
+		})
+	}
+}
+
+// TestActivateAsPID1PassesInherited: PID 1 that inherited a socket through
+// LISTEN_FDS (with LISTEN_PID=1, as a container runtime passes them) hands
+// it on, named, to the launcher it runs as PID 2, which passes it to the
+// child before its own. systemd-socket-activate is PID 1 here and execs
+// fdsend in place at the first connection.
+func TestActivateAsPID1PassesInherited(t *testing.T) {
+	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it makes a PID namespace")
+	outer := freePort(t)
+	l := start(t, nil, tool(t, "unshare"), "--pid", "--fork", "--mount-proc",
+		tool(t, "systemd-socket-activate"), "-l", outer, "--fdname=outer", "--",
+		fdsendBin, "activate", "-l", "127.0.0.1:0", "--fdname=inner", "--", python3(t), "-c", pyReport)
+	l.waitLog(regexp.MustCompile(`Listening on .* as 3`))
+	c, err := net.DialTimeout("tcp", outer, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l.waitLog(regexpQuote("running as PID 1: the launcher is pid "))
+	got := map[string]string{}
+	for _, s := range l.allStdout() {
+		k, v, _ := strings.Cut(s, " ")
+		if strings.HasPrefix(k, "LISTEN_") {
+			k, v, _ = strings.Cut(s, "=")
+		}
+		got[k] = v
+	}
+	if got["fds"] != "3:blocking 4:blocking" || got["LISTEN_FDNAMES"] != "outer:inner" || got["pid-ok"] != "true" {
+		t.Errorf("child reports %q", got)
+	}
+	if st := l.wait(); st != 0 {
+		t.Errorf("status %d", st)
+	}
+}

@@ -35,6 +35,11 @@ func (cfg *activateConfig) run() int {
 		logf("%v", err)
 		return status
 	}
+	if os.Getpid() == 1 {
+		// A container's first process: stay a minimal init and run the
+		// launcher proper as its child.
+		return runAsInit()
+	}
 
 	// From here on a signal no longer kills the launcher before it has
 	// cleaned up (socket files): it is queued, and a stop signal that
@@ -129,6 +134,52 @@ func (cfg *activateConfig) run() int {
 		if status == 0 {
 			status = 1
 		}
+	}
+	return status
+}
+
+// runAsInit runs when the launcher is PID 1 (a container's entry point):
+// this process reaps orphans and passes signals on (launch.Init), and runs
+// the same command line again as its child, PID 2, which does the work. The
+// descriptors this process inherited through LISTEN_FDS (with LISTEN_PID=1)
+// are handed on to it, names kept. It returns the child's status.
+func runAsInit() int {
+	inherited, err := inheritedFiles()
+	if err != nil {
+		logf("inherited descriptors: %s", plain(err))
+		return 1
+	}
+	closeInherited := func() {
+		for _, f := range inherited {
+			f.File.Close()
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		closeInherited()
+		logf("cannot find this executable to run the launcher: %s", plain(err))
+		return 1
+	}
+	in := &launch.Init{
+		Logf: logf,
+		NewCmd: func() (*exec.Cmd, func(), error) {
+			files := make([]spawn.NamedFile, len(inherited))
+			for i, f := range inherited {
+				files[i] = spawn.NamedFile{Name: f.Name, File: f.File}
+			}
+			cmd, err := spawn.Command(files, self, os.Args[1:]...)
+			if err != nil {
+				return nil, closeInherited, err
+			}
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			release := closeExtraFiles(cmd)
+			return cmd, func() { release(); closeInherited() }, nil
+		},
+	}
+	status, err := in.Run()
+	if err != nil {
+		logf("%s", plain(err))
+		return 1
 	}
 	return status
 }
