@@ -195,7 +195,7 @@ func orphansChild() error {
 	}
 	sh := exec.Command("/bin/sh", "-c", `cat <&3 >/dev/null & echo $!`)
 	sh.ExtraFiles = []*os.File{r}
-	sh.Stderr = os.Stderr // not a pipe of Output's, which cat would hold open
+	sh.Stderr = os.Stderr   // not a pipe of Output's, which cat would hold open
 	out, err := sh.Output() // the shell has exited: cat is an orphan now
 	r.Close()
 	if err != nil {
