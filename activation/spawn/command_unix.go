@@ -19,7 +19,8 @@ import (
 // LISTEN_PID equal to the PID of the program itself — on Linux with pidfs
 // also LISTEN_PIDFDID, the inode of its pidfd. Each descriptor reaches the
 // program in blocking mode, and nothing else is open in it above standard
-// error.
+// error. Options.Command hands them over non-blocking, or runs the program
+// as another user.
 //
 // The PID of a child is known only once it has been forked, so the Cmd
 // starts this program's own executable (/proc/self/exe on Linux) as a
