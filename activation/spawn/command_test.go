@@ -193,7 +193,7 @@ func TestTrampolineSecondHop(t *testing.T) {
 	extra[7], extra[8] = f, f
 	cmd := &exec.Cmd{
 		Path:       exe,
-		Args:       trampolineArgs(0, []int{10, 11}, []string{"x", "y"}, exe, []string{exe, "-test.run=^$"}),
+		Args:       trampolineArgs(0, []int{10, 11}, []string{"x", "y"}, "", exe, []string{exe, "-test.run=^$"}),
 		Env:        acttest.Env("report"),
 		Stdin:      stdin,
 		ExtraFiles: extra,

@@ -19,7 +19,8 @@ import (
 // LISTEN_PID equal to the PID of the program itself — on Linux with pidfs
 // also LISTEN_PIDFDID, the inode of its pidfd. Each descriptor reaches the
 // program in blocking mode, and nothing else is open in it above standard
-// error.
+// error. Options.Command hands them over non-blocking, or runs the program
+// as another user.
 //
 // The PID of a child is known only once it has been forked, so the Cmd
 // starts this program's own executable (/proc/self/exe on Linux) as a
@@ -54,7 +55,15 @@ import (
 // If the final exec fails in the child, the trampoline writes the reason to
 // the child's standard error and exits with status 127.
 func Command(files []NamedFile, name string, arg ...string) (*exec.Cmd, error) {
+	return command(Options{}, files, name, arg...)
+}
+
+// command is Command with the options o.
+func command(o Options, files []NamedFile, name string, arg ...string) (*exec.Cmd, error) {
 	if err := checkNames(files); err != nil {
+		return nil, err
+	}
+	if err := o.check(); err != nil {
 		return nil, err
 	}
 	target := exec.Command(name, arg...)
@@ -80,7 +89,7 @@ func Command(files []NamedFile, name string, arg ...string) (*exec.Cmd, error) {
 	}
 	return &exec.Cmd{
 		Path:       self,
-		Args:       trampolineArgs(0, fds, namesOf(files), target.Path, target.Args),
+		Args:       trampolineArgs(0, fds, namesOf(files), o.encode(), target.Path, target.Args),
 		ExtraFiles: extra,
 	}, nil
 }
@@ -110,7 +119,15 @@ func Command(files []NamedFile, name string, arg ...string) (*exec.Cmd, error) {
 // they are duplicated, and the caller's descriptors go the way of every
 // close-on-exec descriptor.
 func Exec(files []NamedFile, path string, argv []string, env []string) error {
+	return execFiles(Options{}, files, path, argv, env)
+}
+
+// execFiles is Exec with the options o.
+func execFiles(o Options, files []NamedFile, path string, argv []string, env []string) error {
 	if err := checkNames(files); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
 		return err
 	}
 	lp, err := exec.LookPath(path)
@@ -166,7 +183,7 @@ func Exec(files []NamedFile, path string, argv []string, env []string) error {
 			return fail(os.NewSyscallError("fcntl", err))
 		}
 	}
-	err = syscall.Exec(self, trampolineArgs(0, copies, namesOf(files), lp, argv), env)
+	err = syscall.Exec(self, trampolineArgs(0, copies, namesOf(files), o.encode(), lp, argv), env)
 	return fail(&os.PathError{Op: "exec trampoline", Path: self, Err: err})
 }
 

@@ -46,6 +46,18 @@
 // before each final exec; the sender should not itself go on accepting on a
 // socket it hands over, since it too then sees a blocking socket.
 //
+// Options changes two things: Nonblocking hands the descriptors over in
+// non-blocking mode instead (systemd's NonBlocking=yes, for runtimes such as
+// Rust's Tokio that want it), and User runs the program as another user.
+// The trampoline makes that switch itself, after placing the descriptors
+// and right before the final exec: supplementary groups, group ID, user ID,
+// in that order, then a check that root cannot be regained; any failure
+// ends it with status 127 before the program runs. Doing it there rather
+// than with exec.Cmd's SysProcAttr.Credential (which would switch before
+// the trampoline runs) means that only the program has to be executable by
+// the user, not this executable, which often lives where the user cannot
+// reach it (a directory of root's).
+//
 // # Descriptors and errors
 //
 // Every descriptor this package opens is close-on-exec, and no error path

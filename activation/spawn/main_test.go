@@ -54,10 +54,15 @@ type report struct {
 	FilesErr  string
 	EnvAfter  []string // LISTEN_* still set after Files
 	PidfdID   string   // this process's pidfd inode, if the kernel has pidfs
+	UID, EUID int
+	GID, EGID int
+	Groups    []int
 }
 
 func childReport() {
-	r := report{PID: os.Getpid(), Env: acttest.ListenEnv(), Inherited: inheritedFDs()}
+	r := report{PID: os.Getpid(), Env: acttest.ListenEnv(), Inherited: inheritedFDs(),
+		UID: os.Getuid(), EUID: os.Geteuid(), GID: os.Getgid(), EGID: os.Getegid()}
+	r.Groups, _ = os.Getgroups()
 	if id, ok := pidfd.OwnID(); ok {
 		r.PidfdID = strconv.FormatUint(id, 10)
 	}

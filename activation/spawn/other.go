@@ -23,3 +23,11 @@ func Command(files []NamedFile, name string, arg ...string) (*exec.Cmd, error) {
 func Exec(files []NamedFile, path string, argv []string, env []string) error {
 	return errUnsupported
 }
+
+func command(o Options, files []NamedFile, name string, arg ...string) (*exec.Cmd, error) {
+	return nil, errUnsupported
+}
+
+func execFiles(o Options, files []NamedFile, path string, argv []string, env []string) error {
+	return errUnsupported
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,16 +18,17 @@ import (
 
 // The trampoline is this program's own executable started with arguments
 //
-//	trampolineArg0 trampolineVersion HOP FDS NAMES PATH ARGV0 ARGV1 ...
+//	trampolineArg0 trampolineVersion HOP FDS NAMES OPTS PATH ARGV0 ARGV1 ...
 //
 // FDS lists, comma-separated, the descriptor that holds each file (3, 4, ...
 // when exec.Cmd has put them in place; high numbers after Exec), NAMES is the
-// LISTEN_FDNAMES value, PATH the program to exec and ARGV0... its arguments.
-// HOP counts the times the trampoline has had to exec itself again.
+// LISTEN_FDNAMES value, OPTS the Options (Options.encode), PATH the program
+// to exec and ARGV0... its arguments. HOP counts the times the trampoline
+// has had to exec itself again.
 const (
 	trampolineArg0    = "fdsend-activation-trampoline"
-	trampolineVersion = "1"
-	trampolineMinArgs = 7
+	trampolineVersion = "2"
+	trampolineMinArgs = 8
 	maxHops           = 3
 	trampolineExit    = 127
 )
@@ -48,9 +50,9 @@ func init() {
 }
 
 // trampolineArgs builds the trampoline's argument list.
-func trampolineArgs(hop int, fds []int, names []string, path string, argv []string) []string {
-	args := make([]string, 0, 6+len(argv))
-	args = append(args, trampolineArg0, trampolineVersion, strconv.Itoa(hop), fdList(fds), joinNames(names), path)
+func trampolineArgs(hop int, fds []int, names []string, opts, path string, argv []string) []string {
+	args := make([]string, 0, 7+len(argv))
+	args = append(args, trampolineArg0, trampolineVersion, strconv.Itoa(hop), fdList(fds), joinNames(names), opts, path)
 	return append(args, argv...)
 }
 
@@ -89,7 +91,11 @@ func trampoline(args []string) error {
 			return fmt.Errorf("descriptor %d for slot %d overlaps the slots", fd, listenStart+i)
 		}
 	}
-	path, argv := args[5], args[6:]
+	opts, err := decodeOptions(args[5])
+	if err != nil {
+		return err
+	}
+	path, argv := args[6], args[7:]
 
 	// Nothing may fork while descriptors are being moved.
 	syscall.ForkLock.Lock()
@@ -106,7 +112,7 @@ func trampoline(args []string) error {
 		if hop+1 >= maxHops {
 			return fmt.Errorf("descriptors %d..%d still taken after %d re-execs", listenStart, listenStart+n-1, hop)
 		}
-		err = syscall.Exec(self, trampolineArgs(hop+1, fds, names, path, argv), os.Environ())
+		err = syscall.Exec(self, trampolineArgs(hop+1, fds, names, args[5], path, argv), os.Environ())
 		return fmt.Errorf("re-exec %s: %w", self, err)
 	}
 
@@ -119,14 +125,23 @@ func trampoline(args []string) error {
 		if err != nil {
 			return fmt.Errorf("descriptor %d (%s): %w", slot, names[i], os.NewSyscallError("fcntl", err))
 		}
-		if fl&unix.O_NONBLOCK != 0 {
-			if _, err := unix.FcntlInt(uintptr(slot), unix.F_SETFL, fl&^unix.O_NONBLOCK); err != nil {
+		want := fl &^ unix.O_NONBLOCK
+		if opts.Nonblocking {
+			want = fl | unix.O_NONBLOCK
+		}
+		if want != fl {
+			if _, err := unix.FcntlInt(uintptr(slot), unix.F_SETFL, want); err != nil {
 				return fmt.Errorf("descriptor %d (%s): %w", slot, names[i], os.NewSyscallError("fcntl", err))
 			}
 		}
 	}
 	if err := cloexecFrom(listenStart + n); err != nil {
 		return err
+	}
+	if opts.User != nil {
+		if err := become(opts.User); err != nil {
+			return err
+		}
 	}
 
 	var extra []string
@@ -176,4 +191,39 @@ func placeFiles(start int, fds []int) (again bool, err error) {
 		}
 	}
 	return again, nil
+}
+
+// become switches this process to user u: supplementary groups, then group
+// ID, then user ID (each of Go's syscall calls applies to every thread of
+// the process; the thread is locked too, so that the exec that follows
+// comes from the thread that made the calls, whatever the platform does).
+// It then makes sure that the IDs took and that root cannot be regained, so
+// that no failure leaves the program running with the caller's privileges.
+func become(u *Credential) error {
+	runtime.LockOSThread() // never unlocked: exec or exit follows
+	groups := make([]int, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("cannot set the groups of user %d: %w", u.UID, os.NewSyscallError("setgroups", err))
+	}
+	if err := syscall.Setgid(int(u.GID)); err != nil {
+		return fmt.Errorf("cannot set group %d: %w", u.GID, os.NewSyscallError("setgid", err))
+	}
+	if err := syscall.Setuid(int(u.UID)); err != nil {
+		return fmt.Errorf("cannot set user %d: %w", u.UID, os.NewSyscallError("setuid", err))
+	}
+	if uid, euid := unix.Getuid(), unix.Geteuid(); uid != int(u.UID) || euid != int(u.UID) {
+		return fmt.Errorf("user IDs are %d/%d after setting user %d", uid, euid, u.UID)
+	}
+	if gid, egid := unix.Getgid(), unix.Getegid(); gid != int(u.GID) || egid != int(u.GID) {
+		return fmt.Errorf("group IDs are %d/%d after setting group %d", gid, egid, u.GID)
+	}
+	if u.UID != 0 {
+		if err := syscall.Setuid(0); err == nil {
+			return fmt.Errorf("user %d can set user ID 0 again", u.UID)
+		}
+	}
+	return nil
 }

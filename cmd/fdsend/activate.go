@@ -33,7 +33,11 @@ is being restarted wait in the backlog.
 
 SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 are forwarded to the child (to
 every child with --accept). After SIGTERM or SIGINT nothing is restarted and
-the launcher exits with the child's status (128+N if signal N killed it).`,
+the launcher exits with the child's status (128+N if signal N killed it).
+
+As PID 1 (a container's entry point) it is also the container's init: that
+process reaps every orphan, passes signals on and exits with the status of
+the launcher proper, which it runs as its child with the same arguments.`,
 	Footer: `ADDR is PORT (every address, IPv6 and IPv4), IPv4:PORT, [IPv6]:PORT,
 /path (a Unix socket; a stale socket file there is replaced) or @name (an
 abstract Unix socket). Host names are not resolved. Port 0 picks a free port;
@@ -80,16 +84,22 @@ type activateConfig struct {
 	setenv   []string // NAME=VALUE, in order
 	restart  launch.Restart
 	fdstore  int // -1: no store
-	argv     []string
+	// nonblocking hands the sockets over with O_NONBLOCK set.
+	nonblocking bool
+	// user, if not nil, is who every child runs as.
+	user *launch.User
+	argv []string
 }
 
 // activateFlags holds the options as pflag parses them.
 type activateFlags struct {
 	listen, setenv, fdnames            []string
 	datagram, seqpacket, accept, inetd bool
+	nonblocking                        bool
 	version                            bool
 	restart                            string
 	fdstore                            int
+	user                               string
 }
 
 // define defines the options of fdsend activate on fs, storing into f.
@@ -105,6 +115,8 @@ func (f *activateFlags) define(fs *pflag.FlagSet) {
 	fs.Var(listValue{&f.fdnames, "NAME[:NAME...]"}, "fdname", `names of the -l sockets: one name for all, or one per -l (default "unknown")`)
 	fs.StringVar(&f.restart, "restart", "no", "restart the child when it exits: `POLICY` is no (default), on-failure or always; a clean exit restarts at once, but at most one start per 100\u00a0ms; a failure within 1\u00a0s of the start waits 100\u00a0ms, doubling with each such failure in a row up to 5\u00a0s")
 	fs.IntVar(&f.fdstore, "fdstore", -1, "give the child a NOTIFY_SOCKET that keeps up to `N` descriptors it stores (FDSTORE=1) and passes them back, named, after a restart")
+	fs.BoolVar(&f.nonblocking, "nonblocking", false, "hand the sockets over in non-blocking mode (systemd's NonBlocking=yes) instead of blocking mode")
+	fs.StringVar(&f.user, "user", "", "run every child as `USER[:GROUP]` (names or numbers) with USER's groups; the launcher opens the sockets first, as itself")
 	fs.BoolVar(&f.version, "version", false, "show fdsend's version")
 }
 
@@ -114,7 +126,7 @@ func (f *activateFlags) config(fs *pflag.FlagSet, argv []string) (cfg *activateC
 	listen, setenv, fdnames := f.listen, f.setenv, f.fdnames
 	datagram, seqpacket, accept, inetd := f.datagram, f.seqpacket, f.accept, f.inetd
 	restart, fdstore := f.restart, f.fdstore
-	cfg = &activateConfig{sockType: syscall.SOCK_STREAM, accept: accept, inetd: inetd, fdstore: -1, argv: argv}
+	cfg = &activateConfig{sockType: syscall.SOCK_STREAM, accept: accept, inetd: inetd, fdstore: -1, nonblocking: f.nonblocking, argv: argv}
 	if len(cfg.argv) == 0 {
 		return nil, usagef("COMMAND is missing")
 	}
@@ -146,6 +158,14 @@ func (f *activateFlags) config(fs *pflag.FlagSet, argv []string) (cfg *activateC
 			return nil, usagef("--fdstore does not combine with --accept or --inetd")
 		}
 		cfg.fdstore = fdstore
+	}
+	if f.nonblocking && inetd {
+		return nil, usagef("--nonblocking does not apply to --inetd: standard input and output stay blocking")
+	}
+	if fs.Changed("user") {
+		if cfg.user, err = launch.LookupUser(f.user); err != nil {
+			return nil, usagef("--user: %s", plain(err))
+		}
 	}
 	for _, s := range listen {
 		a, err := addr.Parse(s)

@@ -110,6 +110,12 @@ func TestParseActivateErrors(t *testing.T) {
 		{[]string{"-E", "A-B=c", "srv"}, "not a valid variable name"},
 		{[]string{"-E", "LISTEN_FDS=3", "srv"}, "set by fdsend activate"},
 		{[]string{"-E", "LISTEN_FDNAMES", "srv"}, "set by fdsend activate"},
+		{[]string{"--nonblocking", "--inetd", "-l", "80", "srv"}, "--nonblocking does not apply to --inetd"},
+		{[]string{"--user", "fdsend-no-such-user", "srv"}, `--user: user "fdsend-no-such-user": no such user`},
+		{[]string{"--user=nobody:fdsend-no-such-group", "srv"}, `--user: group "fdsend-no-such-group": no such group`},
+		{[]string{"--user=54321", "srv"}, "give its group too"},
+		{[]string{"--user=", "srv"}, "--user: no user name"},
+		{[]string{"--user=4294967295:1", "srv"}, "out of range"},
 	} {
 		cfg, help, err := parseActivate(tc.args, nil)
 		var ue *usageError
@@ -120,6 +126,27 @@ func TestParseActivateErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %q does not say %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestParseActivateDuties(t *testing.T) {
+	cfg, _, err := parseActivate([]string{"--nonblocking", "--user", "nobody", "-l", "80", "srv"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.nonblocking || cfg.user == nil || cfg.user.UID != 65534 || cfg.user.GID != 65534 {
+		t.Errorf("nonblocking %v user %+v", cfg.nonblocking, cfg.user)
+	}
+	cfg, _, err = parseActivate([]string{"--user=54321:100", "-a", "--nonblocking", "-l", "80", "srv"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.user == nil || cfg.user.UID != 54321 || cfg.user.GID != 100 || len(cfg.user.Groups) != 1 {
+		t.Errorf("user %+v", cfg.user)
+	}
+	cfg, _, err = parseActivate([]string{"-l", "80", "srv"}, nil)
+	if err != nil || cfg.nonblocking || cfg.user != nil {
+		t.Errorf("defaults: nonblocking %v user %+v %v", cfg.nonblocking, cfg.user, err)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -32,6 +34,11 @@ func (cfg *activateConfig) run() int {
 	if status, err := lookCommand(cfg.argv[0]); err != nil {
 		logf("%v", err)
 		return status
+	}
+	if os.Getpid() == 1 {
+		// A container's first process: stay a minimal init and run the
+		// launcher proper as its child.
+		return runAsInit()
 	}
 
 	// From here on a signal no longer kills the launcher before it has
@@ -79,6 +86,10 @@ func (cfg *activateConfig) run() int {
 		logf("listening on %s as fd %d (name %s)", l.Bound, 3+len(inherited)+i, cfg.names[i])
 	}
 
+	if u := cfg.user; u != nil {
+		logf("children run as user %s (uid %d, gid %d, groups %s)", u.Name, u.UID, u.GID, idList(u.Groups))
+	}
+
 	env := childEnv(os.Environ(), cfg.setenv)
 	var store *fdstore.Server
 	if cfg.fdstore >= 0 {
@@ -88,6 +99,12 @@ func (cfg *activateConfig) run() int {
 			return 1
 		}
 		defer store.Close()
+		if cfg.user != nil {
+			if err := lendSocket(store.Addr(), cfg.user); err != nil {
+				logf("descriptor store: letting user %s reach %s: %s", cfg.user.Name, store.Addr(), plain(err))
+				return 1
+			}
+		}
 		env = setEnv(env, "NOTIFY_SOCKET="+store.Addr())
 		env = applySetenv(env, cfg.setenv) // -E still wins
 		logf("descriptor store for %s at NOTIFY_SOCKET=%s", plural(cfg.fdstore, "descriptor"), store.Addr())
@@ -121,6 +138,52 @@ func (cfg *activateConfig) run() int {
 	return status
 }
 
+// runAsInit runs when the launcher is PID 1 (a container's entry point):
+// this process reaps orphans and passes signals on (launch.Init), and runs
+// the same command line again as its child, PID 2, which does the work. The
+// descriptors this process inherited through LISTEN_FDS (with LISTEN_PID=1)
+// are handed on to it, names kept. It returns the child's status.
+func runAsInit() int {
+	inherited, err := inheritedFiles()
+	if err != nil {
+		logf("inherited descriptors: %s", plain(err))
+		return 1
+	}
+	closeInherited := func() {
+		for _, f := range inherited {
+			f.File.Close()
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		closeInherited()
+		logf("cannot find this executable to run the launcher: %s", plain(err))
+		return 1
+	}
+	in := &launch.Init{
+		Logf: logf,
+		NewCmd: func() (*exec.Cmd, func(), error) {
+			files := make([]spawn.NamedFile, len(inherited))
+			for i, f := range inherited {
+				files[i] = spawn.NamedFile{Name: f.Name, File: f.File}
+			}
+			cmd, err := spawn.Command(files, self, os.Args[1:]...)
+			if err != nil {
+				return nil, closeInherited, err
+			}
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			release := closeExtraFiles(cmd)
+			return cmd, func() { release(); closeInherited() }, nil
+		},
+	}
+	status, err := in.Run()
+	if err != nil {
+		logf("%s", plain(err))
+		return 1
+	}
+	return status
+}
+
 // inheritedFiles returns the descriptors passed to the launcher by
 // LISTEN_FDS, as package activation reads them. A name that may not be sent
 // on (systemd lets an empty one through) is replaced by "unknown".
@@ -146,7 +209,7 @@ func (cfg *activateConfig) runSupervised(sockets []spawn.NamedFile, env []string
 		Logf:    logf,
 		NewCmd: func() (*exec.Cmd, func(), error) {
 			if cfg.inetd {
-				cmd, err := inetdCmd(cfg.argv, env, sockets[0].File.(*os.File))
+				cmd, err := inetdCmd(cfg.argv, env, sockets[0].File.(*os.File), cfg.user)
 				return cmd, nil, err
 			}
 			files := sockets
@@ -161,7 +224,7 @@ func (cfg *activateConfig) runSupervised(sockets []spawn.NamedFile, env []string
 				}()
 				files = append(append([]spawn.NamedFile(nil), sockets...), stored...)
 			}
-			cmd, err := spawn.Command(files, cfg.argv[0], cfg.argv[1:]...)
+			cmd, err := cfg.spawnOptions().Command(files, cfg.argv[0], cfg.argv[1:]...)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -210,8 +273,10 @@ func closeExtraFiles(cmd *exec.Cmd) func() {
 }
 
 // inetdCmd builds a command with sock as its standard input and output, in
-// blocking mode, and no LISTEN_* variables.
-func inetdCmd(argv, env []string, sock *os.File) (*exec.Cmd, error) {
+// blocking mode, and no LISTEN_* variables, run as u if not nil. There is no
+// trampoline here: the forked child itself sets the groups, group ID and
+// user ID (in that order) before it execs the program.
+func inetdCmd(argv, env []string, sock *os.File, u *launch.User) (*exec.Cmd, error) {
 	rc, err := sock.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -226,7 +291,47 @@ func inetdCmd(argv, env []string, sock *os.File) (*exec.Cmd, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, os.Stderr
+	if u != nil {
+		groups := make([]uint32, len(u.Groups))
+		copy(groups, u.Groups)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: groups}}
+	}
 	return cmd, nil
+}
+
+// spawnOptions returns how spawn hands the sockets over and whom it runs
+// the child as.
+func (cfg *activateConfig) spawnOptions() spawn.Options {
+	o := spawn.Options{Nonblocking: cfg.nonblocking}
+	if u := cfg.user; u != nil {
+		o.User = &spawn.Credential{UID: u.UID, GID: u.GID, Groups: u.Groups}
+	}
+	return o
+}
+
+// lendSocket lets user u, and no one else, connect to the Unix socket at
+// path, which the launcher made in a directory of its own (mode 0700): the
+// socket file becomes u's with mode 0600, and the directory searchable
+// (0711) but still readable and writable by the launcher alone. The
+// directory's name cannot be swapped meanwhile: it is the launcher's, in a
+// sticky temporary directory.
+func lendSocket(path string, u *launch.User) error {
+	if err := os.Chown(path, int(u.UID), int(u.GID)); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(filepath.Dir(path), 0o711)
+}
+
+// idList formats IDs for the log: "65534,100".
+func idList(ids []uint32) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatUint(uint64(id), 10)
+	}
+	return strings.Join(s, ",")
 }
 
 // runAccept starts a child per connection.
@@ -241,10 +346,10 @@ func (cfg *activateConfig) runAccept(sockets []spawn.NamedFile, env []string, si
 	}
 	a.NewCmd = func(conn *os.File, name string) (*exec.Cmd, func(), error) {
 		if cfg.inetd {
-			cmd, err := inetdCmd(cfg.argv, env, conn)
+			cmd, err := inetdCmd(cfg.argv, env, conn, cfg.user)
 			return cmd, nil, err
 		}
-		cmd, err := spawn.Command([]spawn.NamedFile{{Name: name, File: conn}}, cfg.argv[0], cfg.argv[1:]...)
+		cmd, err := cfg.spawnOptions().Command([]spawn.NamedFile{{Name: name, File: conn}}, cfg.argv[0], cfg.argv[1:]...)
 		if err != nil {
 			return nil, nil, err
 		}
