@@ -179,6 +179,27 @@ func NeedRoot(t testing.TB, why string) {
 	t.Skipf("needs root: %s", why)
 }
 
+// RequireServersEnv, set to 1 (as CI does, after .ci/servers.sh has
+// installed them), makes NeedCommand fail instead of skipping.
+const RequireServersEnv = "FDSEND_REQUIRE_SERVERS"
+
+// NeedCommand returns the path of a third-party program a test runs (a
+// server such as gunicorn or lighttpd, which .ci/servers.sh installs). If it
+// is not installed the test is skipped, saying how to install it; with
+// FDSEND_REQUIRE_SERVERS=1 it fails instead.
+func NeedCommand(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv(RequireServersEnv) == "1" {
+		t.Fatalf("needs %s, and %s=1 forbids skipping: %v", name, RequireServersEnv, err)
+	}
+	t.Skipf("needs %s (bash .ci/servers.sh installs it as root)", name)
+	return ""
+}
+
 // RunChild is for TestMain of a package whose tests re-execute the test
 // binary as a second process: if the environment variable env names one of
 // roles, it runs that role and exits the process (0 on success, 1 with the
