@@ -162,7 +162,6 @@ type run struct {
 
 	ending     bool        // no more starts; Run returns once all are reaped
 	final      *generation // whose status Run returns, if set
-	finalSet   bool
 	finalState int
 }
 
