@@ -35,13 +35,14 @@ type Msg struct {
 // msgs[i].N is set to the bytes of each message that went. On Linux a
 // message that a full stream socket took only in part goes on with its
 // rest (its descriptors went with its first byte), as a blocking sendmsg
-// would; elsewhere, and with MSG_DONTWAIT, the batch stops there, the last
-// message counted has N < len(Data), and the rest is the caller's to send.
-// When an error stops the batch, n messages went, whole or in part, and err
-// says which message met it. Messages with more than 253 descriptors or a
-// negative one are refused before anything is sent, as (on Linux) are
-// descriptors with no data on a stream socket. It allocates nothing in the
-// steady state.
+// would; elsewhere the batch stops there. With MSG_DONTWAIT it sends what
+// the socket takes, as sendmmsg(2): EAGAIN only when nothing went, and a
+// message cut short is the last counted (N < len(Data)); the rest is the
+// caller's to send. When an error stops the batch, n messages went, whole
+// or in part, and err says which message met it. Messages with more than
+// 253 descriptors or a negative one are refused before anything is sent, as
+// (on Linux) are descriptors with no data on a stream socket. It allocates
+// nothing in the steady state.
 func SendMsgs(sock any, msgs []Msg, flags int) (n int, err error) {
 	for i := range msgs {
 		m := &msgs[i]
@@ -77,10 +78,11 @@ func SendMsgs(sock any, msgs []Msg, flags int) (n int, err error) {
 // Each received message has N, NFDs and Flags set as RecvMsg returns them:
 // descriptors are close-on-exec and the caller's, those that did not fit in
 // FDs were closed (MSG_CTRUNC), and truncation is told by Flags, not as an
-// error. A message of no bytes and no descriptors on a stream socket means
-// the peer has closed, and ends the batch. If an error comes after some
-// messages, n says how many arrived before it. It allocates nothing in the
-// steady state.
+// error. On a stream socket a message of no bytes and no descriptors (into
+// a slot with room for data) means the peer has closed, and ends the batch.
+// If recvmmsg meets an error after some messages it returns those and the
+// kernel keeps the error for the next call; the loop returns both. It
+// allocates nothing in the steady state.
 func RecvMsgs(sock any, msgs []Msg, flags int) (n int, err error) {
 	for i := range msgs {
 		m := &msgs[i]
@@ -97,6 +99,12 @@ func RecvMsgs(sock any, msgs []Msg, flags int) (n int, err error) {
 	}
 	return recvMsgsLoop(sock, msgs, flags)
 }
+
+// rawTryMax bounds the messages sent raw and non-blocking where a blocking
+// call would have sent them whole: a Unix stream socket takes a message
+// this short in one piece or not at all (its smallest send buffer holds
+// more), so such a send never writes part of a message.
+const rawTryMax = 2048
 
 // batchError names the message of a batch that an error stopped at.
 func batchError(i int, err error) error {
@@ -129,6 +137,9 @@ func sendMsgsLoop(sock any, msgs []Msg, flags int) (int, error) {
 		}
 		n, err := sendOn(sock, m.Data, oob, flags)
 		if err != nil {
+			if i > 0 && flags&msgDontwait != 0 && errors.Is(err, errAgain) {
+				return i, nil // as sendmmsg(2): some went
+			}
 			return i, batchError(i, err)
 		}
 		m.N = n

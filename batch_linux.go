@@ -194,13 +194,13 @@ func (b *batchState) count() int {
 // until every message is sent, the socket is full (wait in the poller), or
 // an error.
 func (b *batchState) sendStep(fd uintptr) bool {
-	for b.done < len(b.hdrs) {
+	for b.done < len(b.hdrs) && !b.cut() {
 		r, e := b.sendmmsg(fd, b.sendVlen(), true)
 		if e == unix.EAGAIN && b.flags&unix.MSG_DONTWAIT == 0 {
 			return false
 		}
 		if e != 0 {
-			b.err = e
+			b.fail(e)
 			return true
 		}
 		b.sent(r)
@@ -208,18 +208,33 @@ func (b *batchState) sendStep(fd uintptr) bool {
 	return true
 }
 
+// cut reports whether a MSG_DONTWAIT batch must stop at a message that went
+// in part: the caller sends the rest.
+func (b *batchState) cut() bool {
+	return b.flags&unix.MSG_DONTWAIT != 0 && b.done < len(b.msgs) && b.msgs[b.done].N > 0
+}
+
+// fail records the errno that stopped the batch; with MSG_DONTWAIT a full
+// socket after some of it went is no error, as for sendmmsg(2).
+func (b *batchState) fail(e unix.Errno) {
+	if e == unix.EAGAIN && b.count() > 0 {
+		return
+	}
+	b.err = e
+}
+
 // sendInt sends the batch on a descriptor given as a number: raw and
 // non-blocking while the socket takes messages, a blocking call for one
 // message when it is full.
 func (b *batchState) sendInt(fd int) {
-	for b.done < len(b.hdrs) {
+	for b.done < len(b.hdrs) && !b.cut() {
 		vlen := b.sendVlen()
 		r, e := b.sendmmsg(uintptr(fd), vlen, true)
 		if e == unix.EAGAIN && b.flags&unix.MSG_DONTWAIT == 0 {
 			r, e = b.sendmmsg(uintptr(fd), 1, false)
 		}
 		if e != 0 {
-			b.err = e
+			b.fail(e)
 			return
 		}
 		b.sent(r)
@@ -285,14 +300,18 @@ func (b *batchState) received(check func() (int, error)) {
 				m.Flags |= unix.MSG_CTRUNC
 			}
 		}
-		if eof < 0 && m.N == 0 && m.NFDs == 0 && m.Flags == 0 {
-			eof = i
+		if eof < 0 && m.N == 0 && m.NFDs == 0 && m.Flags == 0 && len(m.Data) > 0 {
+			eof = i // a read into room for data that gave nothing: the end?
 		}
 	}
 	if eof >= 0 && eof < b.done-1 {
 		if typ, err := check(); err == nil && typ == unix.SOCK_STREAM {
+			// Past the end nothing can arrive; should something have,
+			// it is not lost unseen: its descriptors are closed.
 			for i := eof + 1; i < b.done; i++ {
-				b.msgs[i].N = 0
+				m := &b.msgs[i]
+				CloseFDs(m.FDs[:m.NFDs])
+				m.N, m.NFDs, m.Flags = 0, 0, 0
 			}
 			b.done = eof + 1
 		}
@@ -306,6 +325,13 @@ func sendMsgsBatched(sock any, msgs []Msg, flags int) (int, error, bool) {
 	switch {
 	case isUC && uc != nil:
 	case isInt && !bad:
+		// Only a Unix socket is sure to take a short message whole or not
+		// at all (sendVlen relies on it); a number may be anything.
+		if len(msgs) > 1 {
+			if dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && dom != unix.AF_UNIX {
+				return 0, nil, false
+			}
+		}
 	default:
 		return 0, nil, false // the loop reports what is wrong with sock
 	}

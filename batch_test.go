@@ -432,11 +432,16 @@ func TestSendMsgsStreamPartial(t *testing.T) {
 	var want []byte
 	wantFDs := 0
 
-	// MSG_DONTWAIT with nobody reading: it stops where the socket is full.
+	// MSG_DONTWAIT with nobody reading: it stops where the socket is full,
+	// with no error since some went (as sendmmsg); a message cut there ends
+	// the batch.
 	msgs := batch()
 	n, err := fdsend.SendMsgs(a, msgs, unix.MSG_DONTWAIT)
-	if !errors.Is(err, syscall.EAGAIN) || n < 1 || n > 2 {
+	if err != nil || n < 1 || n > 2 || (n == 2 && msgs[1].N == len(big)) {
 		t.Fatalf("SendMsgs(MSG_DONTWAIT) into a small socket: %d, %v (Ns %d %d %d)", n, err, msgs[0].N, msgs[1].N, msgs[2].N)
+	}
+	if _, err := fdsend.SendMsgs(a, msgs[n:], unix.MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("SendMsgs(MSG_DONTWAIT) into a full socket: %v, want EAGAIN", err)
 	}
 	for _, m := range msgs[:n] {
 		want = append(want, m.Data[:m.N]...)
@@ -559,5 +564,31 @@ func TestMsgsLoopPath(t *testing.T) {
 		msgs[1].Data[:msgs[1].N], msgs[1].NFDs, msgs[1].Flags, msgs[2].Data[:msgs[2].N], msgs[2].NFDs, msgs[2].Flags)
 	if want := fmt.Sprintf("one/1/0x0 two/1/%#x three/0/0x0", unix.MSG_CTRUNC); got != want {
 		t.Errorf("received %s, want %s", got, want)
+	}
+}
+
+// A slot with no room for data is not the end of a stream: what the slots
+// after it received is kept (it was once dropped, descriptors and all).
+func TestRecvMsgsEmptySlot(t *testing.T) {
+	fdtest.Check(t)
+	a, b := pair(t, unix.SOCK_STREAM)
+	fd := rawFD(t, devNulls(t, 1)[0].(syscall.Conn))
+	if _, err := unix.Write(rawFD(t, a), []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fdsend.SendMsg(a, []byte("def"), []any{fd}, 0); err != nil {
+		t.Fatal(err)
+	}
+	msgs := []fdsend.Msg{{FDs: make([]int, 1)}, {Data: make([]byte, 64), FDs: make([]int, 1)}}
+	n, err := fdsend.RecvMsgs(b, msgs, 0)
+	var got []byte
+	fds := 0
+	for _, m := range msgs[:n] {
+		got = append(got, m.Data[:m.N]...)
+		fds += m.NFDs
+		fdsend.CloseFDs(m.FDs[:m.NFDs])
+	}
+	if err != nil || string(got) != "abcdef" || fds != 1 {
+		t.Fatalf("RecvMsgs with an empty first slot: %d messages, %q, %d descriptors, %v", n, got, fds, err)
 	}
 }

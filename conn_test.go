@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -696,5 +697,58 @@ func TestConnQueuedWriteDeadline(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A queued message with a descriptor that is not open fails alone: the
+// writers queued with it still get their messages through, and no error of
+// theirs.
+func TestConnQueuedBadFile(t *testing.T) {
+	fdtest.Check(t)
+	a, b, _, _ := connPair(t)
+	// Fill the socket, then leave one writer blocked on it holding the
+	// stream, so the next writers queue.
+	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	filled := 0
+	for a.WriteMsg(make([]byte, 1000)) == nil {
+		filled++
+	}
+	a.SetWriteDeadline(time.Time{})
+	first := make(chan error, 1)
+	go func() { first <- a.WriteMsg(make([]byte, 1000)) }()
+	time.Sleep(100 * time.Millisecond) // not needed to pass: lets the others queue
+	bad := make(chan error, 1)
+	good := make(chan error, 2)
+	go func() { good <- a.WriteMsg([]byte("good-1")) }()
+	time.Sleep(20 * time.Millisecond)
+	go func() { bad <- a.WriteMsg([]byte("bad"), 1<<20) }() // not an open descriptor
+	time.Sleep(20 * time.Millisecond)
+	go func() { good <- a.WriteMsg([]byte("good-2")) }()
+	time.Sleep(50 * time.Millisecond)
+
+	var got []string
+	for len(got) < filled+3 {
+		b.SetReadDeadline(time.Now().Add(20 * time.Second))
+		msg, files, err := b.ReadMsg()
+		closeAll(files)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(got), err)
+		}
+		got = append(got, string(msg[:min(len(msg), 6)]))
+	}
+	if err := <-first; err != nil {
+		t.Errorf("the blocked writer: %v", err)
+	}
+	if err := <-bad; !errors.Is(err, syscall.EBADF) {
+		t.Errorf("the writer with a closed descriptor: %v, want EBADF", err)
+	}
+	for range 2 {
+		if err := <-good; err != nil {
+			t.Errorf("a writer queued with the bad one: %v", err)
+		}
+	}
+	tail := strings.Join(got[filled+1:], " ")
+	if !strings.Contains(tail, "good-1") || !strings.Contains(tail, "good-2") || strings.Contains(tail, "bad") {
+		t.Errorf("after the blocked message came %q; want good-1 and good-2, not bad", tail)
 	}
 }

@@ -133,26 +133,39 @@ func (c *Conn) flushQueue() {
 		msgs = append(msgs, Msg{Data: f, FDs: r.fds})
 		off += len(f)
 	}
-	n, err := SendMsgs(c.uc, msgs, 0)
-	queueBatches.Add(1)
-	var me *msgError
-	if errors.As(err, &me) {
-		err = me.err // which frame of a queue is nobody's business
-	}
-	for i, r := range reqs {
-		r.done = true
-		switch {
-		case i < n && msgs[i].N == len(msgs[i].Data):
-		case i < n:
-			// Part of this frame went (a deadline, or an error, in the
-			// middle of it): nothing more can be written.
-			r.err = c.opError("writemsg", err)
-			c.werr = fmt.Errorf("fdsend: stream unusable after a write failed part-way through a message: %w", r.err)
-		case c.werr != nil:
-			r.err = c.werr
-		default:
-			r.err = c.opError("writemsg", err)
+	// An error meets one message: that writer gets it, and the messages
+	// after it are sent again, as they would have been without the queue.
+	// An error of the stream (a deadline, the peer gone) meets each of them
+	// in turn, at once.
+	for i := 0; i < len(reqs); {
+		n, err := SendMsgs(c.uc, msgs[i:], 0)
+		queueBatches.Add(1)
+		var me *msgError
+		if errors.As(err, &me) {
+			err = me.err // which frame of a queue is nobody's business
 		}
+		for _, r := range reqs[i : i+n] {
+			r.done = true
+		}
+		i += n
+		if err == nil {
+			break
+		}
+		if n > 0 && msgs[i-1].N < len(msgs[i-1].Data) {
+			// Part of this frame went: nothing more can be written.
+			cut := reqs[i-1]
+			cut.err = c.opError("writemsg", err)
+			c.werr = fmt.Errorf("fdsend: stream unusable after a write failed part-way through a message: %w", cut.err)
+			for _, r := range reqs[i:] {
+				r.err, r.done = c.werr, true
+			}
+			break
+		}
+		if i == len(reqs) {
+			break // not reached: an error stops a message short of the end
+		}
+		reqs[i].err, reqs[i].done = c.opError("writemsg", err), true
+		i++
 	}
 	clear(msgs)
 	q.msgs = msgs[:0]

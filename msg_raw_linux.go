@@ -49,11 +49,6 @@ func sendmsg2Polled(fd int, p1, p2, oob []byte) (int, error) {
 	return sendmsgCall(fd, p1, p2, oob, unix.MSG_DONTWAIT, true)
 }
 
-// rawTryMax bounds the messages sendInt first tries raw: a Unix stream
-// socket takes a message this short in one piece or not at all (its
-// smallest send buffer holds more), so the non-blocking try never writes
-// part of what a blocking call would have written whole.
-const rawTryMax = 2048
 
 // sendInt sends on a descriptor given as a number, which the runtime does
 // not poll and which may be blocking. A short message is first tried raw
