@@ -49,7 +49,6 @@ func sendmsg2Polled(fd int, p1, p2, oob []byte) (int, error) {
 	return sendmsgCall(fd, p1, p2, oob, unix.MSG_DONTWAIT, true)
 }
 
-
 // sendInt sends on a descriptor given as a number, which the runtime does
 // not poll and which may be blocking. A short message is first tried raw
 // and non-blocking (see above); only if the socket is full does the
