@@ -35,6 +35,14 @@ SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 are forwarded to the child (to
 every child with --accept). After SIGTERM or SIGINT nothing is restarted and
 the launcher exits with the child's status (128+N if signal N killed it).
 
+With --reload (or --watch) the child runs in generations: SIGHUP (or
+--reload-signal, or a change under a --watch PATH after --build succeeds)
+starts a new generation beside the serving one, with the same sockets; the
+old one is sent --stop-signal only once the new one is ready (--ready), and
+one that fails to become ready is stopped while the old one keeps serving.
+Each child gets FDSEND_GENERATION; under a service manager (NOTIFY_SOCKET)
+the launcher reports READY=1, RELOADING=1 and STATUS= for all of them.
+
 As PID 1 (a container's entry point) it is also the container's init: that
 process reaps every orphan, passes signals on and exits with the status of
 the launcher proper, which it runs as its child with the same arguments.`,
@@ -88,7 +96,10 @@ type activateConfig struct {
 	nonblocking bool
 	// user, if not nil, is who every child runs as.
 	user *launch.User
-	argv []string
+	// reload runs the child in overlapping generations (activate_reload.go).
+	reload bool
+	gen    genConfig
+	argv   []string
 }
 
 // activateFlags holds the options as pflag parses them.
@@ -100,6 +111,7 @@ type activateFlags struct {
 	restart                            string
 	fdstore                            int
 	user                               string
+	gen                                genFlags
 }
 
 // define defines the options of fdsend activate on fs, storing into f.
@@ -117,6 +129,7 @@ func (f *activateFlags) define(fs *pflag.FlagSet) {
 	fs.IntVar(&f.fdstore, "fdstore", -1, "give the child a NOTIFY_SOCKET that keeps up to `N` descriptors it stores (FDSTORE=1) and passes them back, named, after a restart")
 	fs.BoolVar(&f.nonblocking, "nonblocking", false, "hand the sockets over in non-blocking mode (systemd's NonBlocking=yes) instead of blocking mode")
 	fs.StringVar(&f.user, "user", "", "run every child as `USER[:GROUP]` (names or numbers) with USER's groups; the launcher opens the sockets first, as itself")
+	f.gen.define(fs)
 	fs.BoolVar(&f.version, "version", false, "show fdsend's version")
 }
 
@@ -166,6 +179,9 @@ func (f *activateFlags) config(fs *pflag.FlagSet, argv []string) (cfg *activateC
 		if cfg.user, err = launch.LookupUser(f.user); err != nil {
 			return nil, usagef("--user: %s", plain(err))
 		}
+	}
+	if err := f.gen.config(fs, cfg); err != nil {
+		return nil, err
 	}
 	for _, s := range listen {
 		a, err := addr.Parse(s)

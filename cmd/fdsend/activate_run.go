@@ -46,6 +46,9 @@ func (cfg *activateConfig) run() int {
 	// arrives before the first start ends the launcher there.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
+	if cfg.reload {
+		signal.Notify(sigs, cfg.gen.reloadSignal)
+	}
 	defer signal.Stop(sigs)
 
 	// Descriptors inherited through LISTEN_FDS come first, names kept.
@@ -93,7 +96,13 @@ func (cfg *activateConfig) run() int {
 	env := childEnv(os.Environ(), cfg.setenv)
 	var store *fdstore.Server
 	if cfg.fdstore >= 0 {
-		store, err = fdstore.New(cfg.fdstore, os.Getenv("NOTIFY_SOCKET"), logf)
+		outer := os.Getenv("NOTIFY_SOCKET")
+		if cfg.reload {
+			// The generations' readiness goes to the launcher, which
+			// speaks to an outer manager for all of them.
+			outer = ""
+		}
+		store, err = fdstore.New(cfg.fdstore, outer, logf)
 		if err != nil {
 			logf("descriptor store: %s", plain(err))
 			return 1
@@ -124,9 +133,12 @@ func (cfg *activateConfig) run() int {
 	}
 
 	var status int
-	if cfg.accept {
+	switch {
+	case cfg.accept:
 		status, err = cfg.runAccept(sockets, env, sigs)
-	} else {
+	case cfg.reload:
+		status, err = cfg.runGenerations(sockets, env, store, sigs)
+	default:
 		status, err = cfg.runSupervised(sockets, env, store, sigs)
 	}
 	if err != nil {

@@ -437,7 +437,7 @@ func (r *run) stop(g *generation, sig os.Signal, state genState) {
 		g.cancel()
 	}
 	if err := g.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		r.logf("sending %v to generation %d (pid %d): %v", sig, g.n, g.pid, err)
+		r.logf("sending %s to generation %d (pid %d): %v", sigName(sig), g.n, g.pid, err)
 	}
 	if g.killAt.IsZero() {
 		g.killAt = time.Now().Add(r.stopTimeout)
@@ -464,7 +464,7 @@ func (r *run) readiness(g *generation, err error) {
 		}
 	}
 	r.candidate = nil
-	r.logf("generation %d (pid %d) %s: stopping it with %v%s", g.n, g.pid, why, r.stopSig, r.keeping())
+	r.logf("generation %d (pid %d) %s: stopping it with %s%s", g.n, g.pid, why, sigName(r.stopSig), r.keeping())
 	r.stop(g, r.stopSig, failing)
 	r.candidateFailed()
 }
@@ -504,7 +504,7 @@ func (r *run) becameReady(g *generation) {
 	if old == nil {
 		r.logf("generation %d (pid %d) is ready after %v", g.n, g.pid, time.Since(g.started).Round(time.Millisecond))
 	} else {
-		r.logf("generation %d (pid %d) is ready after %v; stopping generation %d (pid %d) with %v, SIGKILL after %v", g.n, g.pid, time.Since(g.started).Round(time.Millisecond), old.n, old.pid, r.stopSig, r.stopTimeout)
+		r.logf("generation %d (pid %d) is ready after %v; stopping generation %d (pid %d) with %s, SIGKILL after %v", g.n, g.pid, time.Since(g.started).Round(time.Millisecond), old.n, old.pid, sigName(r.stopSig), r.stopTimeout)
 		r.stop(old, r.stopSig, retiring)
 	}
 	switch {
@@ -646,12 +646,12 @@ func (r *run) signal(sig os.Signal) {
 			g = r.gens[len(r.gens)-1]
 		}
 		if g == nil {
-			r.logf("%v: no generation running; dropped", sig)
+			r.logf("%s: no generation running; dropped", sigName(sig))
 			return
 		}
-		r.logf("%v: forwarded to generation %d (pid %d)", sig, g.n, g.pid)
+		r.logf("%s: forwarded to generation %d (pid %d)", sigName(sig), g.n, g.pid)
 		if err := g.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			r.logf("forwarding %v to generation %d (pid %d): %v", sig, g.n, g.pid, err)
+			r.logf("forwarding %s to generation %d (pid %d): %v", sigName(sig), g.n, g.pid, err)
 		}
 	}
 }
@@ -661,7 +661,7 @@ func (r *run) stopAll(sig os.Signal) {
 	if !r.ending {
 		alive := r.alive()
 		if len(alive) == 0 {
-			r.logf("%v: no generation running; stopping", sig)
+			r.logf("%s: no generation running; stopping", sigName(sig))
 			r.end(signalStatus(sig))
 			return
 		}
@@ -672,12 +672,12 @@ func (r *run) stopAll(sig os.Signal) {
 		r.end(signalStatus(sig))
 		r.final = final
 		r.candidate = nil
-		r.logf("%v: stopping %s, SIGKILL after %v", sig, names(alive), r.stopTimeout)
+		r.logf("%s: stopping %s, SIGKILL after %v", sigName(sig), names(alive), r.stopTimeout)
 		if r.Notifier != nil {
 			r.Notifier.Stopping(r.statusText())
 		}
 	} else {
-		r.logf("%v: forwarded again", sig)
+		r.logf("%s: forwarded again", sigName(sig))
 	}
 	for _, g := range r.alive() {
 		r.stop(g, sig, stopping)

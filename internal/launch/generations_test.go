@@ -354,7 +354,7 @@ func TestGenerationsOverlap(t *testing.T) {
 	}
 	for gen := 2; gen <= 5; gen++ {
 		f.reload <- struct{}{}
-		f.log.wait(fmt.Sprintf(`^generation %d \(pid \d+\) is ready after .*; stopping generation %d \(pid \d+\) with terminated`, gen, gen-1))
+		f.log.wait(fmt.Sprintf(`^generation %d \(pid \d+\) is ready after .*; stopping generation %d \(pid \d+\) with SIGTERM`, gen, gen-1))
 		f.log.wait(fmt.Sprintf(`^generation %d \(pid \d+\), replaced, exited with status 0$`, gen-1))
 		deadline := time.Now().Add(20 * time.Second)
 		for !seen(gen) && time.Now().Before(deadline) {
@@ -436,7 +436,7 @@ func TestGenerationsNeverReady(t *testing.T) {
 	}
 	f.log.wait(fmt.Sprintf(`^generation 2: notification from pid %d .* dropped`, os.Getpid()))
 	f.wantGen(1)
-	f.log.wait(`^generation 2 \(pid \d+\) not ready within 3s: stopping it with terminated; generation 1 \(pid \d+\) keeps serving$`)
+	f.log.wait(`^generation 2 \(pid \d+\) not ready within 3s: stopping it with SIGTERM; generation 1 \(pid \d+\) keeps serving$`)
 	f.log.wait(`^generation 2 \(pid \d+\), not ready, exited with status 0$`)
 	f.wantGen(1)
 	f.stop(syscall.SIGTERM, 0)
@@ -459,7 +459,7 @@ func TestGenerationsMaxAndSignals(t *testing.T) {
 	f.log.wait(`^generation 1 \(pid \d+\), replaced, exited with status 137$`)
 	f.log.wait(`^generation 3 \(pid \d+\) is ready after .*; stopping generation 2 `)
 	f.sig <- syscall.SIGUSR1
-	f.log.wait(`^user defined signal 1: forwarded to generation 3 \(pid \d+\)$`)
+	f.log.wait(`^SIGUSR1: forwarded to generation 3 \(pid \d+\)$`)
 	select {
 	case l := <-f.stdout:
 		if l != "gen 3 usr1" {
