@@ -166,6 +166,9 @@ func (cfg *activateConfig) runGenerations(sockets []spawn.NamedFile, env []strin
 	for {
 		select {
 		case <-built:
+			if status, err := lookCommand(cfg.argv[0]); err != nil {
+				return status, err
+			}
 			return gens.Run(sigs, reloads)
 		case err := <-loopDone:
 			return 1, fmt.Errorf("--watch: %s", plain(err))

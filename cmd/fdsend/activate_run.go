@@ -31,9 +31,13 @@ var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, sys
 // run opens the sockets and runs the child (or children) until done, and
 // returns the exit status.
 func (cfg *activateConfig) run() int {
-	if status, err := lookCommand(cfg.argv[0]); err != nil {
-		logf("%v", err)
-		return status
+	// With --build, COMMAND may be what the first build makes: it is looked
+	// for once that build has succeeded.
+	if cfg.gen.build == "" {
+		if status, err := lookCommand(cfg.argv[0]); err != nil {
+			logf("%v", err)
+			return status
+		}
 	}
 	if os.Getpid() == 1 {
 		// A container's first process: stay a minimal init and run the
