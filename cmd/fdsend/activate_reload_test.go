@@ -612,3 +612,72 @@ func TestActivateReloadUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// pyStoreReload: generation 1 stores a temporary file in the launcher's
+// descriptor store (socket.send_fds on its own NOTIFY_SOCKET) and says
+// READY=1 with systemd's own systemd-notify; every later generation
+// reports the names it got and reads the file back. Each waits for SIGTERM.
+const pyStoreReload = `
+import os, signal, socket, subprocess, sys, tempfile
+names = os.environ["LISTEN_FDNAMES"].split(":")
+gen = os.environ["FDSEND_GENERATION"]
+if gen == "1":
+    f = tempfile.TemporaryFile()
+    f.write(b"stored by generation 1")
+    f.flush()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(os.environ["NOTIFY_SOCKET"])
+    socket.send_fds(s, [b"FDSTORE=1\nFDNAME=kept\n"], [f.fileno()])
+else:
+    fd = 3 + names.index("kept")
+    print("generation", gen, "names", ":".join(names), "read", os.pread(fd, 100, 0).decode(), flush=True)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+subprocess.run(["systemd-notify", "--ready"], check=True)
+signal.pause()
+`
+
+// The descriptor store survives reloads: what generation 1 stored through
+// its own notify socket reaches generations 2 and 3, named.
+func TestActivateReloadFDStore(t *testing.T) {
+	fdtest.Check(t)
+	tool(t, "systemd-notify")
+	l := activate(t, nil, "--reload", "--fdstore=4", "-l", "127.0.0.1:0", "--fdname=web", "--", python3(t), "-c", pyStoreReload)
+	l.waitLog(readyRE(1))
+	for gen := 2; gen <= 3; gen++ {
+		l.signal(syscall.SIGHUP)
+		l.expect(fmt.Sprintf("generation %d names web:kept read stored by generation 1", gen))
+		l.waitLog(readyRE(gen))
+	}
+	l.signal(syscall.SIGTERM)
+	if status := l.wait(); status != 0 {
+		t.Errorf("launcher exited with status %d", status)
+	}
+}
+
+// With --user every generation runs as that user and can still reach its
+// own notify socket, and only its own.
+func TestActivateReloadAsUser(t *testing.T) {
+	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it runs the generations as nobody")
+	dir := fdtest.WorldDir(t)
+	app, mode := filepath.Join(dir, "app.py"), filepath.Join(dir, "mode")
+	if err := os.WriteFile(app, []byte(pyReloadApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setMode(t, mode, "ok")
+	l := activate(t, nil, "--reload", "--user=nobody", "-l", "127.0.0.1:0", "-E", "APP_READY_AFTER=0.2", "-E", "APP_MODE_FILE="+mode, "--", python3(t), app)
+	url := "http://" + l.addr() + "/"
+	l.waitLog(readyRE(1))
+	ld := startLoad(url)
+	l.signal(syscall.SIGHUP)
+	pid2 := l.waitLog(readyRE(2))[1]
+	l.waitLog(replacedRE(1))
+	ld.end(t)
+	if st, err := os.ReadFile("/proc/" + pid2 + "/status"); err == nil && !regexp.MustCompile(`(?m)^Uid:\s+65534\s+65534`).Match(st) {
+		t.Errorf("generation 2 does not run as nobody:\n%s", st)
+	}
+	l.signal(syscall.SIGTERM)
+	if status := l.wait(); status != 0 {
+		t.Errorf("launcher exited with status %d", status)
+	}
+}
