@@ -429,7 +429,9 @@ func TestActivateReloadOuterManager(t *testing.T) {
 		t.Errorf("READY=1 after the reload says %q", done)
 	}
 	l.signal(syscall.SIGTERM)
-	next("STOPPING=1")
+	if stopping := next("STOPPING=1"); !regexp.MustCompile(`STATUS=generation 2 \(pid \d+\) stopping`).MatchString(stopping) {
+		t.Errorf("STOPPING=1 came with %q", stopping)
+	}
 	l.wait()
 	for m := range drain(msgs) {
 		if strings.Contains(m, "READY=1") && !strings.Contains(m, "STATUS=") {
@@ -679,5 +681,17 @@ func TestActivateReloadAsUser(t *testing.T) {
 	l.signal(syscall.SIGTERM)
 	if status := l.wait(); status != 0 {
 		t.Errorf("launcher exited with status %d", status)
+	}
+}
+
+// A first generation that never becomes ready is a failure: with nothing
+// serving and no restart, the launcher exits non-zero, and says why.
+func TestActivateReloadFirstNeverReady(t *testing.T) {
+	fdtest.Check(t)
+	args, _ := reloadApp(t, "hang")
+	l := activate(t, nil, append([]string{"--reload", "--ready-timeout=1s", "--stop-timeout=5s", "-l", "127.0.0.1:0"}, args...)...)
+	l.waitLog(regexp.MustCompile(`^fdsend activate: generation 1 \(pid \d+\) never became ready, and no generation serves: counted as a failure`))
+	if status := l.wait(); status != 1 {
+		t.Errorf("launcher exited with status %d, want 1", status)
 	}
 }

@@ -607,9 +607,17 @@ func (r *run) decide(g *generation, lived time.Duration) {
 	if r.ending {
 		return
 	}
-	if !r.Restart.restarts(g.status) {
+	status := g.status
+	if g.state != serving && status == 0 {
+		// Never ready and nothing serving: a failure, however it exited
+		// (a clean exit on the stop signal after the ready timeout, say),
+		// for the restart policy and for the status Run returns.
+		status = 1
+		r.logf("generation %d (pid %d) never became ready, and no generation serves: counted as a failure (status 1)", g.n, g.pid)
+	}
+	if !r.Restart.restarts(status) {
 		r.logf("generation %d (pid %d) exited with status %d after %v; not restarting", g.n, g.pid, g.status, lived.Round(time.Millisecond))
-		r.end(g.status)
+		r.end(status)
 		if r.Notifier != nil {
 			r.Notifier.Stopping(r.statusText())
 		}
@@ -673,12 +681,15 @@ func (r *run) stopAll(sig os.Signal) {
 		r.final = final
 		r.candidate = nil
 		r.logf("%s: stopping %s, SIGKILL after %v", sigName(sig), names(alive), r.stopTimeout)
+		for _, g := range alive {
+			r.stop(g, sig, stopping)
+		}
 		if r.Notifier != nil {
 			r.Notifier.Stopping(r.statusText())
 		}
-	} else {
-		r.logf("%s: forwarded again", sigName(sig))
+		return
 	}
+	r.logf("%s: forwarded again", sigName(sig))
 	for _, g := range r.alive() {
 		r.stop(g, sig, stopping)
 	}
