@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/internal/fdtest"
+	"github.com/fdsend/fdsend/notify"
 )
 
 // pyReloadApp is a server of the kind --reload is for, standard library
@@ -693,5 +696,128 @@ func TestActivateReloadFirstNeverReady(t *testing.T) {
 	l.waitLog(regexp.MustCompile(`^fdsend activate: generation 1 \(pid \d+\) never became ready, and no generation serves: counted as a failure`))
 	if status := l.wait(); status != 1 {
 		t.Errorf("launcher exited with status %d, want 1", status)
+	}
+}
+
+func init() {
+	children["reload-activation"] = reloadActivationChild
+}
+
+// reloadActivationChild is a server written with this project's
+// activation and notify packages: the listener "web", READY=1, one line
+// per connection, and on SIGTERM it stops accepting and finishes.
+func reloadActivationChild() error {
+	l, err := activation.Listener("web")
+	if err != nil {
+		return err
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() { <-term; l.Close() }()
+	if _, err := notify.Ready(); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fmt.Fprintf(c, "%d %s\n", os.Getpid(), os.Getenv(generationEnv))
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// lineLoad connects to addr without pause from a few goroutines, a new
+// connection each time, reads the one line each answer is, and counts
+// failures and the generations that answered.
+func lineLoad(addr string) *load {
+	ld := &load{stop: make(chan struct{}), gens: map[string]int{}}
+	for range 3 {
+		ld.wg.Add(1)
+		go func() {
+			defer ld.wg.Done()
+			for {
+				select {
+				case <-ld.stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				var line []byte
+				if err == nil {
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					line, err = io.ReadAll(c)
+					c.Close()
+				}
+				f := strings.Fields(string(line))
+				if err == nil && len(f) != 2 {
+					err = fmt.Errorf("answer %q", line)
+				}
+				ld.mu.Lock()
+				if err != nil {
+					ld.fail.Add(1)
+					if len(ld.errs) < 10 {
+						ld.errs = append(ld.errs, err.Error())
+					}
+				} else {
+					ld.ok.Add(1)
+					ld.gens[f[1]]++
+				}
+				ld.mu.Unlock()
+			}
+		}()
+	}
+	return ld
+}
+
+// Go servers reloaded under load: one written with this project's
+// activation package, one with go-systemd (a module of its own in
+// testdata, fetched through the module proxy).
+func TestActivateReloadGoChildren(t *testing.T) {
+	for _, kind := range []string{"activation", "go-systemd"} {
+		t.Run(kind, func(t *testing.T) {
+			fdtest.Check(t)
+			argv := []string{role("reload-activation"), "--", os.Args[0]}
+			if kind == "go-systemd" {
+				bin := filepath.Join(t.TempDir(), "server")
+				gobin := filepath.Join(runtimeGOROOT(), "bin", "go")
+				build := exec.Command(gobin, "build", "-mod=mod", "-o", bin, ".")
+				build.Dir = filepath.Join("testdata", "gosystemd")
+				if out, err := build.CombinedOutput(); err != nil {
+					t.Fatalf("building the go-systemd server: %v\n%s", err, out)
+				}
+				argv = []string{"--", bin}
+			}
+			l := activate(t, nil, append([]string{"--reload", "-l", "127.0.0.1:0", "--fdname=web"}, argv...)...)
+			addr := l.addr()
+			l.waitLog(readyRE(1))
+			ld := lineLoad(addr)
+			for gen := 2; gen <= 4; gen++ {
+				l.signal(syscall.SIGHUP)
+				l.waitLog(readyRE(gen))
+				l.waitLog(replacedRE(gen - 1))
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for ld.served(4) == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			ld.end(t)
+			for gen := 1; gen <= 4; gen++ {
+				if ld.served(gen) == 0 {
+					t.Errorf("generation %d answered nothing", gen)
+				}
+			}
+			l.signal(syscall.SIGTERM)
+			if status := l.wait(); status != 0 {
+				t.Errorf("launcher exited with status %d", status)
+			}
+		})
 	}
 }
