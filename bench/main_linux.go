@@ -539,6 +539,31 @@ func recv(key string, n, count, warm int) (float64, error) {
 		}
 		return nil
 	}
+	// recvCore and recvStd receive one message of msgLen bytes and n
+	// descriptors with fdsend and with package net and syscall alone.
+	recvCore := func(uc *net.UnixConn) ([]int, error) {
+		r, nfds, _, err := fdsend.RecvMsg(uc, buf, fds, 0)
+		if err != nil {
+			return nil, err
+		}
+		if err := check(r, nfds); err != nil {
+			closeLoop(fds[:nfds])
+			return nil, err
+		}
+		return fds[:nfds], nil
+	}
+	stdOOB := make([]byte, syscall.CmsgSpace(4*n))
+	recvStd := func(uc *net.UnixConn) ([]int, error) {
+		got, err := stdRead(uc, buf, stdOOB)
+		if err != nil {
+			return nil, err
+		}
+		if err := check(msgLen, len(got)); err != nil {
+			closeLoop(got)
+			return nil, err
+		}
+		return got, nil
+	}
 	var step func() error
 	var stepN func() (int, error) // a receive of several messages (batch)
 	if key == "core-int" {
@@ -565,51 +590,35 @@ func recv(key string, n, count, warm int) (float64, error) {
 				closer = fdsend.CloseFDs
 			}
 			step = func() error {
-				r, nfds, _, err := fdsend.RecvMsg(uc, buf, fds, 0)
+				got, err := recvCore(uc)
 				if err != nil {
 					return err
 				}
-				if err := check(r, nfds); err != nil {
-					return err
-				}
-				return closer(fds[:nfds])
+				return closer(got)
 			}
 		case "std":
-			oob := make([]byte, syscall.CmsgSpace(4*n))
 			step = func() error {
-				got, err := stdRead(uc, buf, oob)
+				got, err := recvStd(uc)
 				if err != nil {
-					return err
-				}
-				if err := check(msgLen, len(got)); err != nil {
-					closeLoop(got)
 					return err
 				}
 				return closeLoop(got)
 			}
 		case "core-uc-pp":
 			step = func() error {
-				r, nfds, _, err := fdsend.RecvMsg(uc, buf, fds, 0)
+				got, err := recvCore(uc)
 				if err != nil {
 					return err
 				}
-				if err := check(r, nfds); err != nil {
+				if _, err := fdsend.SendMsg(uc, buf, fdArgs(got), 0); err != nil {
 					return err
 				}
-				if _, err := fdsend.SendMsg(uc, buf[:r], fdArgs(fds[:nfds]), 0); err != nil {
-					return err
-				}
-				return closeLoop(fds[:nfds])
+				return closeLoop(got)
 			}
 		case "std-pp":
-			oob := make([]byte, syscall.CmsgSpace(4*n))
 			step = func() error {
-				got, err := stdRead(uc, buf, oob)
+				got, err := recvStd(uc)
 				if err != nil {
-					return err
-				}
-				if err := check(msgLen, len(got)); err != nil {
-					closeLoop(got)
 					return err
 				}
 				if _, _, err := uc.WriteMsgUnix(buf, syscall.UnixRights(got...), nil); err != nil {

@@ -99,31 +99,45 @@ static void recv_one(int n, int *fds)
 	}
 }
 
-/* send_one sends one message of MSGLEN bytes with n descriptors. */
-static void send_one(int n, const int *fds)
-{
-	char msg[MSGLEN] = "fdsend!";
+/* out is one message of MSGLEN bytes with n descriptors, built once and
+ * sent as often as needed. */
+struct out {
+	char msg[MSGLEN];
 	union {
 		char buf[CMSG_SPACE(MAXFDS * sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct iovec iov = {msg, MSGLEN};
-	struct msghdr mh = {0};
-	struct cmsghdr *c;
-	ssize_t w;
+	struct iovec iov;
+	struct msghdr mh;
+};
 
-	memset(&u, 0, sizeof u);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = u.buf;
-	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-	c = CMSG_FIRSTHDR(&mh);
+static void out_init(struct out *o, int n, const int *fds)
+{
+	struct cmsghdr *c;
+
+	memcpy(o->msg, "fdsend!", MSGLEN);
+	memset(&o->mh, 0, sizeof o->mh);
+	memset(o->u.buf, 0, CMSG_SPACE(n * sizeof(int)));
+	o->iov.iov_base = o->msg;
+	o->iov.iov_len = MSGLEN;
+	o->mh.msg_iov = &o->iov;
+	o->mh.msg_iovlen = 1;
+	o->mh.msg_control = o->u.buf;
+	o->mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+	c = CMSG_FIRSTHDR(&o->mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(n * sizeof(int));
 	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+}
+
+/* out_send sends o with one sendmsg(2), EINTR retried. */
+static void out_send(struct out *o)
+{
+	ssize_t w;
+
 	do
-		w = sendmsg(SOCK, &mh, MSG_NOSIGNAL);
+		w = sendmsg(SOCK, &o->mh, MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
 	if (w < 0)
 		die("sendmsg");
@@ -150,8 +164,11 @@ static void ping(int n, long count)
 		die("open /dev/null");
 	for (int i = 0; i < n; i++)
 		fds[i] = f;
+	struct out o;
+
+	out_init(&o, n, fds);
 	for (long k = 0; k < count; k++) {
-		send_one(n, fds);
+		out_send(&o);
 		recv_one(n, got);
 		close_all(got, n);
 	}
@@ -166,8 +183,11 @@ static double pong(int n, long count, long warm)
 	for (long k = 0; k < warm + count; k++) {
 		if (k == warm)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
+		struct out o;
+
 		recv_one(n, fds);
-		send_one(n, fds);
+		out_init(&o, n, fds);
+		out_send(&o);
 		close_all(fds, n);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -176,46 +196,17 @@ static double pong(int n, long count, long warm)
 
 static void send_loop(int n, long count)
 {
-	char msg[MSGLEN] = "fdsend!";
-	union {
-		char buf[CMSG_SPACE(MAXFDS * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {msg, MSGLEN};
-	struct msghdr mh = {0};
-	struct cmsghdr *c;
+	struct out o;
 	int fds[MAXFDS];
-	int f, i;
+	int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-	f = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (f < 0)
 		die("open /dev/null");
-	for (i = 0; i < n; i++)
+	for (int i = 0; i < n; i++)
 		fds[i] = f;
-	memset(&u, 0, sizeof u);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = u.buf;
-	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(n * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
-	for (long k = 0; k < count; k++) {
-		ssize_t w = sendmsg(SOCK, &mh, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR) {
-				k--;
-				continue;
-			}
-			die("sendmsg");
-		}
-		if (w != MSGLEN) {
-			fprintf(stderr, "fdsend-ref: sendmsg: short write %zd\n", w);
-			exit(1);
-		}
-	}
+	out_init(&o, n, fds);
+	for (long k = 0; k < count; k++)
+		out_send(&o);
 }
 
 static void close_range_runs(const int *fds, int n)
@@ -238,57 +229,17 @@ static void close_range_runs(const int *fds, int n)
 
 static double recv_loop(int n, long count, long warm, int use_range)
 {
-	char buf[MSGLEN];
-	union {
-		char buf[CMSG_SPACE(MAXFDS * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov;
-	struct msghdr mh;
 	struct timespec t0 = {0}, t1;
 	int fds[MAXFDS];
 
 	for (long k = 0; k < warm + count; k++) {
-		struct cmsghdr *c;
-		ssize_t r;
-		int got = 0;
-
 		if (k == warm)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
-		iov.iov_base = buf;
-		iov.iov_len = MSGLEN;
-		memset(&mh, 0, sizeof mh);
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-		r = recvmsg(SOCK, &mh, MSG_CMSG_CLOEXEC);
-		if (r < 0) {
-			if (errno == EINTR) {
-				k--;
-				continue;
-			}
-			die("recvmsg");
-		}
-		for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				int m = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				memcpy(fds + got, CMSG_DATA(c), m * sizeof(int));
-				got += m;
-			}
-		}
-		if (r != MSGLEN || got != n || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-			fprintf(stderr, "fdsend-ref: recvmsg: got %zd bytes and %d descriptors, want %d and %d\n",
-				r, got, MSGLEN, n);
-			exit(1);
-		}
-		if (use_range) {
-			close_range_runs(fds, got);
-		} else {
-			for (int i = 0; i < got; i++)
-				if (close(fds[i]) < 0)
-					die("close");
-		}
+		recv_one(n, fds);
+		if (use_range)
+			close_range_runs(fds, n);
+		else
+			close_all(fds, n);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / count;
