@@ -44,7 +44,7 @@ func (f *genFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&f.reloadSignal, "reload-signal", "SIGHUP", "with --reload, the signal `SIG` (a name or number) that reloads")
 	fs.StringVar(&f.ready, "ready", "notify", "with --reload, `HOW` a generation is known to be ready: notify (READY=1 on its NOTIFY_SOCKET), tcp:HOST:PORT, http:URL (a 2xx answer) or delay:DURATION; {pid} and {gen} in an address are the generation's")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", launch.DefaultReadyTimeout, "a new generation not ready within `DURATION` is stopped and the old one kept")
-	fs.StringVar(&f.stopSignal, "stop-signal", "SIGTERM", "the signal `SIG` a replaced generation gets")
+	fs.StringVar(&f.stopSignal, "stop-signal", "SIGTERM", "the signal `SIG` a replaced generation gets, and every generation when the launcher gets SIGTERM")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", launch.DefaultStopTimeout, "a generation sent the stop signal gets SIGKILL after `DURATION`")
 	fs.IntVar(&f.maxGenerations, "max-generations", launch.DefaultMaxGenerations, "at most `N` generations alive at once (2 or more); the oldest not serving is killed to make room")
 	fs.Var(listValue{&f.watch, "PATH"}, "watch", "reload when anything under `PATH` changes (repeatable; implies --reload)")

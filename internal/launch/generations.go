@@ -77,7 +77,8 @@ type Generations struct {
 	// zero).
 	ReadyTimeout time.Duration
 	// StopSignal is sent to a generation that is replaced, or that did not
-	// become ready in time (SIGTERM if zero).
+	// become ready in time, and to every generation when the launcher gets
+	// SIGTERM (SIGTERM if zero).
 	StopSignal syscall.Signal
 	// StopTimeout is how long a generation sent a stop signal has before
 	// it gets SIGKILL (DefaultStopTimeout if zero).
@@ -664,8 +665,15 @@ func (r *run) signal(sig os.Signal) {
 	}
 }
 
-// stopAll forwards a stop signal to every generation alive.
+// stopAll stops every generation alive: SIGTERM to the launcher (what a
+// service manager sends) becomes the stop signal, a server's own graceful
+// stop; SIGINT (a Ctrl-C, which the whole process group gets) is passed on
+// as it is.
 func (r *run) stopAll(sig os.Signal) {
+	send := sig
+	if sig == syscall.SIGTERM {
+		send = r.stopSig
+	}
 	if !r.ending {
 		alive := r.alive()
 		if len(alive) == 0 {
@@ -680,9 +688,13 @@ func (r *run) stopAll(sig os.Signal) {
 		r.end(signalStatus(sig))
 		r.final = final
 		r.candidate = nil
-		r.logf("%s: stopping %s, SIGKILL after %v", sigName(sig), names(alive), r.stopTimeout)
+		with := ""
+		if send != sig {
+			with = " with " + sigName(send)
+		}
+		r.logf("%s: stopping %s%s, SIGKILL after %v", sigName(sig), names(alive), with, r.stopTimeout)
 		for _, g := range alive {
-			r.stop(g, sig, stopping)
+			r.stop(g, send, stopping)
 		}
 		if r.Notifier != nil {
 			r.Notifier.Stopping(r.statusText())
