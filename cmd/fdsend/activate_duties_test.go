@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -346,5 +347,53 @@ func TestActivateAsPID1PassesInherited(t *testing.T) {
 	}
 	if st := l.wait(); st != 0 {
 		t.Errorf("status %d", st)
+	}
+}
+
+// pyOnce serves one connection with its uid and exits with status 1, so
+// that --restart=on-failure starts it again.
+const pyOnce = `
+import os, socket, sys
+l = socket.socket(fileno=3)
+c, _ = l.accept()
+c.sendall(b"uid %d\n" % os.getuid())
+c.close()
+sys.exit(1)
+`
+
+// TestActivateUserDropsCapabilities: with --user the launcher, once its
+// sockets are open, keeps only the capabilities it needs (exec'd in place,
+// same pid), and with them still starts children as the user after a
+// restart, and removes its socket file at the end.
+func TestActivateUserDropsCapabilities(t *testing.T) {
+	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it runs the launcher as root and the child as nobody")
+	port := lowPorts(t, 1)[0]
+	sockPath := filepath.Join(t.TempDir(), "app.sock")
+	l := activate(t, nil, "--user", "nobody", "--restart=on-failure", "-l", "127.0.0.1:"+strconv.Itoa(port), "-l", sockPath, "--", python3(t), "-c", pyOnce)
+	addr := l.addr()
+	l.waitLog(regexpQuote("running with the capabilities CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID"))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", l.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"CapPrm", "CapEff", "CapBnd"} {
+		m := regexp.MustCompile(`(?m)^` + field + `:\s+([0-9a-f]+)$`).FindSubmatch(status)
+		if m == nil || string(m[1]) != "00000000000000ef" {
+			t.Errorf("launcher %s = %q, want 00000000000000ef (CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, KILL, SETGID, SETUID)", field, m)
+		}
+	}
+	for range 2 {
+		if got := dialLine(t, addr); got != "uid 65534" {
+			t.Fatalf("reply %q, want uid 65534 (the child restarted as nobody)", got)
+		}
+	}
+	if _, err := os.Lstat(sockPath); err != nil {
+		t.Errorf("socket file: %v", err)
+	}
+	l.signal(syscall.SIGTERM)
+	l.wait()
+	if _, err := os.Lstat(sockPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file after the launcher exited: %v, want it removed", err)
 	}
 }

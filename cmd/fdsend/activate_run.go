@@ -55,9 +55,22 @@ func (cfg *activateConfig) run() int {
 	}
 	defer signal.Stop(sigs)
 
-	// Descriptors inherited through LISTEN_FDS come first, names kept.
-	inherited, err := inheritedFiles()
+	// Descriptors inherited through LISTEN_FDS come first, names kept. A
+	// launcher that has exec'd itself with fewer capabilities (see
+	// dropCapabilities) takes them, and its own sockets, from before.
+	h, handed, err := takeHandover()
 	if err != nil {
+		logf("%s", plain(err))
+		return 1
+	}
+	var inherited []activation.File
+	if handed {
+		inherited = h.inherited()
+		if len(h.Listeners) != len(cfg.addrs) {
+			logf("handed %d sockets for %d -l options", len(h.Listeners), len(cfg.addrs))
+			return 1
+		}
+	} else if inherited, err = inheritedFiles(); err != nil {
 		logf("inherited descriptors: %s", plain(err))
 		return 1
 	}
@@ -80,21 +93,38 @@ func (cfg *activateConfig) run() int {
 		return usageFailed("--inetd without --accept passes exactly one socket as stdin and stdout; there are %d", total)
 	}
 	for i, f := range inherited {
-		logf("passing inherited %s as fd %d (name %s)", describe(f.File), 3+i, f.Name)
+		if !handed {
+			logf("passing inherited %s as fd %d (name %s)", describe(f.File), 3+i, f.Name)
+		}
 	}
+	var listeners []*addr.Listener
 	for i, a := range cfg.addrs {
-		l, err := addr.Listen(a, cfg.sockType)
-		if err != nil {
+		var l *addr.Listener
+		if handed {
+			l = addr.Adopt(h.Listeners[i])
+		} else if l, err = addr.Listen(a, cfg.sockType); err != nil {
 			logf("%v", listenError(a.String(), err))
 			return 1
 		}
+		listeners = append(listeners, l)
 		closers = append(closers, l.Close)
 		sockets = append(sockets, spawn.NamedFile{Name: cfg.names[i], File: l.File})
-		logf("listening on %s as fd %d (name %s)", l.Bound, 3+len(inherited)+i, cfg.names[i])
+		if !handed {
+			logf("listening on %s as fd %d (name %s)", l.Bound, 3+len(inherited)+i, cfg.names[i])
+		}
 	}
 
-	if u := cfg.user; u != nil {
+	if u := cfg.user; u != nil && !handed {
 		logf("children run as user %s (uid %d, gid %d, groups %s)", u.Name, u.UID, u.GID, idList(u.Groups))
+		// Its sockets open, the launcher needs root's powers only to start
+		// children as the user, signal them and lend them sockets: it
+		// execs itself with the rest dropped. Nothing returns on success.
+		if err := dropCapabilities(inherited, listeners); err != nil {
+			logf("keeping every capability: %s", plain(err))
+		}
+	}
+	if handed {
+		logf("running with the capabilities %s", keptCapNames())
 	}
 
 	env := childEnv(os.Environ(), cfg.setenv)

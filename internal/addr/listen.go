@@ -246,3 +246,45 @@ func newSocket(family, typ int) (int, error) {
 	}
 	return fd, nil
 }
+
+// Handover is what a process needs to take over a Listener after this one
+// execs into it: the socket's descriptor number (the caller makes it
+// survive the exec), the address, and the socket file Listen made, if any,
+// by path, device and inode.
+type Handover struct {
+	FD    int    `json:"fd"`
+	Bound string `json:"bound"`
+	Path  string `json:"path,omitempty"`
+	Dev   uint64 `json:"dev,omitempty"`
+	Ino   uint64 `json:"ino,omitempty"`
+}
+
+// Handover describes l for the process this one execs into; fd is the
+// socket's number.
+func (l *Listener) Handover(fd int) Handover {
+	h := Handover{FD: fd, Bound: l.Bound}
+	if l.path != "" && l.made != nil {
+		if st, ok := l.made.Sys().(*syscall.Stat_t); ok {
+			h.Path, h.Dev, h.Ino = l.path, uint64(st.Dev), uint64(st.Ino)
+		}
+	}
+	return h
+}
+
+// Adopt takes over a Listener a process opened before it exec'd into this
+// one, as Handover described it. Its Close removes the socket file only if
+// the file at the path is still the one Listen made then (device and
+// inode); a file that is another by now is left alone, and so is a file
+// Adopt cannot check.
+func Adopt(h Handover) *Listener {
+	l := &Listener{File: os.NewFile(uintptr(h.FD), h.Bound), Bound: h.Bound}
+	if h.Path == "" {
+		return l
+	}
+	if st, err := os.Lstat(h.Path); err == nil {
+		if s, ok := st.Sys().(*syscall.Stat_t); ok && uint64(s.Dev) == h.Dev && uint64(s.Ino) == h.Ino {
+			l.path, l.made = h.Path, st
+		}
+	}
+	return l
+}

@@ -26,3 +26,17 @@ func (l *Listener) Close() error { return l.File.Close() }
 
 // Local is not supported on this system.
 func Local(f *os.File) (string, error) { return "", errors.ErrUnsupported }
+
+// Handover describes a Listener for a process this one execs into.
+type Handover struct {
+	FD    int
+	Bound string
+}
+
+// Handover describes l; fd is the socket's number.
+func (l *Listener) Handover(fd int) Handover { return Handover{FD: fd, Bound: l.Bound} }
+
+// Adopt takes over a Listener described by Handover.
+func Adopt(h Handover) *Listener {
+	return &Listener{File: os.NewFile(uintptr(h.FD), h.Bound), Bound: h.Bound}
+}
