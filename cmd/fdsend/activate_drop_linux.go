@@ -48,6 +48,42 @@ type handover struct {
 	Listeners []addr.Handover `json:"listeners"`
 }
 
+// willDropCapabilities reports whether this launcher, running its children
+// as user, is one that dropCapabilities will exec: root, and not exec'd by
+// it already.
+func willDropCapabilities(user bool) bool {
+	_, handed := os.LookupEnv(handoverEnv)
+	return user && !handed && os.Geteuid() == 0
+}
+
+// keptMask is keptCaps as the bits of /proc/PID/status's Cap lines.
+func keptMask() uint64 {
+	var m uint64
+	for _, c := range keptCaps {
+		m |= 1 << c
+	}
+	return m
+}
+
+// capsNow describes the capabilities this process has, for the log: the
+// kept ones by name if that is exactly what it has.
+func capsNow() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "(unknown: " + err.Error() + ")"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err == nil && eff == keptMask() {
+				return keptCapNames()
+			}
+			return "CapEff=" + strings.TrimSpace(v) + ", more than " + keptCapNames()
+		}
+	}
+	return "(unknown)"
+}
+
 // handedFile is a descriptor the launcher inherited through LISTEN_FDS.
 type handedFile struct {
 	FD   int    `json:"fd"`
@@ -103,6 +139,11 @@ func takeHandover() (h *handover, handed bool, err error) {
 // The sockets already open go across the exec by number (handoverEnv). It
 // returns only if that cannot be done: not root, or the kernel refuses
 // (a container without CAP_SETPCAP); nothing has changed then.
+//
+// The caller has not asked for any signal yet (signal.Notify): until the
+// new program does, a signal has its default effect (SIGTERM ends the
+// launcher, as it would any program starting up), and none is received
+// by the old program only to be lost in the exec.
 func dropCapabilities(inherited []activation.File, listeners []*addr.Listener) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("not running as root")
@@ -159,6 +200,24 @@ func dropCapabilities(inherited []activation.File, listeners []*addr.Listener) e
 				done <- os.NewSyscallError("prctl(PR_CAPBSET_DROP)", err)
 				return
 			}
+		}
+		// After the exec root's capabilities are the bounding set and the
+		// inheritable one; the inheritable and ambient sets are emptied so
+		// that nothing comes back through them.
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+			done <- os.NewSyscallError("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", err)
+			return
+		}
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			done <- os.NewSyscallError("capget", err)
+			return
+		}
+		data[0].Inheritable, data[1].Inheritable = 0, 0
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			done <- os.NewSyscallError("capset", err)
+			return
 		}
 		for _, fd := range fds {
 			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {

@@ -15,6 +15,10 @@ type handover struct{ Listeners []addr.Handover }
 
 func (h *handover) inherited() []activation.File { return nil }
 
+func willDropCapabilities(bool) bool { return false }
+
+func capsNow() string { return "" }
+
 func takeHandover() (*handover, bool, error) { return nil, false, nil }
 
 func dropCapabilities([]activation.File, []*addr.Listener) error {

@@ -122,6 +122,18 @@ func (cfg *activateConfig) runGenerations(sockets []spawn.NamedFile, env []strin
 	logf("watching %s for changes", strings.Join(g.watch, ", "))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// A stop ends the watching and any build at once; the signal goes on
+	// to the generations.
+	in, relay := sigs, make(chan os.Signal, 16)
+	go func() {
+		for sig := range in {
+			if launch.IsStop(sig) {
+				cancel()
+			}
+			relay <- sig
+		}
+	}()
+	sigs = relay
 	reloads := make(chan struct{})
 	if g.build == "" {
 		go func() {

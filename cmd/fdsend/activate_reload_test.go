@@ -821,3 +821,37 @@ func TestActivateReloadGoChildren(t *testing.T) {
 		})
 	}
 }
+
+// With --reload, --fdstore and --user, the generations (running as the
+// user) store through their own sockets, and the store itself is lent to
+// no one: another process of that user cannot plant a descriptor in it.
+func TestActivateReloadFDStoreAsUser(t *testing.T) {
+	fdtest.Check(t)
+	fdtest.NeedRoot(t, "it runs the generations, and a planter, as nobody")
+	tool(t, "systemd-notify")
+	setpriv := tool(t, "setpriv")
+	l := activate(t, nil, "--reload", "--fdstore=4", "--user=nobody", "-l", "127.0.0.1:0", "--fdname=web", "--", python3(t), "-c", pyStoreReload)
+	store := l.waitLog(regexp.MustCompile(`descriptor store for .* at NOTIFY_SOCKET=(\S+)`))[1]
+	l.waitLog(readyRE(1))
+	plant := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python3(t), "-c", `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try:
+    s.connect(sys.argv[1])
+    socket.send_fds(s, [b"FDSTORE=1\nFDNAME=planted\n"], [0])
+    print("planted")
+except OSError as e:
+    print("refused", e.errno)
+`, store)
+	out, err := plant.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("refused %d", syscall.EACCES) {
+		t.Errorf("nobody storing into the launcher's store: %q %v; want refused with EACCES", out, err)
+	}
+	l.signal(syscall.SIGHUP)
+	l.expect("generation 2 names web:kept read stored by generation 1")
+	l.waitLog(readyRE(2))
+	l.signal(syscall.SIGTERM)
+	if status := l.wait(); status != 0 {
+		t.Errorf("launcher exited with status %d", status)
+	}
+}

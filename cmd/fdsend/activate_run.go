@@ -18,6 +18,7 @@ import (
 	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/internal/fdstore"
 	"github.com/fdsend/fdsend/internal/launch"
+	"github.com/fdsend/fdsend/internal/ready"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,9 +50,16 @@ func (cfg *activateConfig) run() int {
 	// cleaned up (socket files): it is queued, and a stop signal that
 	// arrives before the first start ends the launcher there.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
+	handled := forwarded
 	if cfg.reload {
-		signal.Notify(sigs, cfg.gen.reloadSignal)
+		handled = append(append([]os.Signal(nil), forwarded...), cfg.gen.reloadSignal)
+	}
+	// A launcher about to exec itself with fewer capabilities (--user,
+	// below) asks for signals only if that fails: the program it execs
+	// asks for them again, and one received here would be lost.
+	lateSignals := willDropCapabilities(cfg.user != nil)
+	if !lateSignals {
+		signal.Notify(sigs, handled...)
 	}
 	defer signal.Stop(sigs)
 
@@ -119,12 +127,15 @@ func (cfg *activateConfig) run() int {
 		// Its sockets open, the launcher needs root's powers only to start
 		// children as the user, signal them and lend them sockets: it
 		// execs itself with the rest dropped. Nothing returns on success.
-		if err := dropCapabilities(inherited, listeners); err != nil {
-			logf("keeping every capability: %s", plain(err))
+		if lateSignals {
+			if err := dropCapabilities(inherited, listeners); err != nil {
+				logf("keeping every capability: %s", plain(err))
+			}
+			signal.Notify(sigs, handled...)
 		}
 	}
 	if handed {
-		logf("running with the capabilities %s", keptCapNames())
+		logf("running with the capabilities %s", capsNow())
 	}
 
 	env := childEnv(os.Environ(), cfg.setenv)
@@ -142,7 +153,12 @@ func (cfg *activateConfig) run() int {
 			return 1
 		}
 		defer store.Close()
-		if cfg.user != nil {
+		// With --reload and the notify probe the generations reach the
+		// store only through their own sockets (forwarded): it is lent to
+		// no one, so no process of the user but a generation's own can
+		// store or remove anything.
+		_, viaGenerations := cfg.gen.probe.(*ready.Notify)
+		if cfg.user != nil && !(cfg.reload && viaGenerations) {
 			if err := lendSocket(store.Addr(), cfg.user); err != nil {
 				logf("descriptor store: letting user %s reach %s: %s", cfg.user.Name, store.Addr(), plain(err))
 				return 1

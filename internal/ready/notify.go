@@ -16,9 +16,11 @@ import (
 // from the generation's process or a live descendant of it is accepted.
 // Others are logged and dropped with any descriptors they carry.
 type Notify struct {
-	// Owner, if not nil, makes the socket's directory belong to this user
-	// and group (still mode 0700), for children that run as another user
-	// than the launcher; only they and root can then reach it.
+	// Owner, if not nil, makes the socket belong to this user and group
+	// (mode 0600) and its directory searchable (0711, still the
+	// launcher's), for children that run as another user than the
+	// launcher: only they and root can reach it, and they cannot replace
+	// it.
 	Owner *Owner
 	// Forward, if not nil, receives every accepted notification, READY=1
 	// and STATUS= included, from the goroutine that reads the socket (in

@@ -63,16 +63,23 @@ func (p *Notify) Start(gen int) (Check, error) {
 		return fail(os.NewSyscallError("setsockopt SO_PASSCRED", serr))
 	}
 	if p.Owner != nil {
-		// The socket first (connecting needs write permission on it), then
-		// the directory, through a descriptor that is surely the one made.
+		// The socket becomes the owner's (connecting needs write
+		// permission on it), mode 0600; the directory stays the
+		// launcher's, searchable but not writable by the owner (0711), so
+		// that no process of the owner can remove the socket and bind one
+		// of its own in its place. The directory is changed through a
+		// descriptor that is surely the one made.
 		if err := os.Lchown(addr, p.Owner.UID, p.Owner.GID); err != nil {
+			return fail(err)
+		}
+		if err := os.Chmod(addr, 0o600); err != nil {
 			return fail(err)
 		}
 		d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return fail(err)
 		}
-		err = d.Chown(p.Owner.UID, p.Owner.GID)
+		err = d.Chmod(0o711)
 		d.Close()
 		if err != nil {
 			return fail(err)

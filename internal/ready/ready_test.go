@@ -60,6 +60,13 @@ var children = map[string]func() error{
 		}
 		return nil
 	},
+	// squat: tries to put a socket of its own in place of NOTIFY_SOCKET's,
+	// and prints what the removal gave.
+	"squat": func() error {
+		err := os.Remove(os.Getenv("NOTIFY_SOCKET"))
+		fmt.Println("remove:", err)
+		return nil
+	},
 	// grand: runs "send" as its own child (same environment), then waits
 	// for stdin to close.
 	"grand": func() error {
@@ -394,5 +401,11 @@ func TestNotifyOtherUser(t *testing.T) {
 	ch2 := fdtest.StartChild(t, childEnv, "send", true, c2.Env()[0], "MSG=READY=1", "STAY=1")
 	if err := c2.Wait(timeout(t, 10*time.Second), ch2.Cmd.Process.Pid, nil); err != nil {
 		t.Fatalf("nobody with Owner: %v", err)
+	}
+	// But it cannot take the socket's place: another process of the same
+	// user would then get the generation's READY=1 and stored files.
+	ch3 := fdtest.StartChild(t, childEnv, "squat", true, c2.Env()[0])
+	if line, err := ch3.ReadLine(10 * time.Second); err != nil || !strings.Contains(line, "permission denied") {
+		t.Fatalf("nobody removing the socket it was lent: %q %v; want permission denied", line, err)
 	}
 }
