@@ -181,7 +181,15 @@ func (cfg *activateConfig) runGenerations(sockets []spawn.NamedFile, env []strin
 			if status, err := lookCommand(cfg.argv[0]); err != nil {
 				return status, err
 			}
-			return gens.Run(sigs, reloads)
+			status, err := gens.Run(sigs, reloads)
+			// A build still running is stopped (its process group
+			// killed) before the launcher exits.
+			cancel()
+			select {
+			case <-loopDone:
+			case <-time.After(10 * time.Second):
+			}
+			return status, err
 		case err := <-loopDone:
 			return 1, fmt.Errorf("--watch: %s", plain(err))
 		case sig := <-sigs:
