@@ -242,8 +242,12 @@ func (u *Upgrader) Inherited(name string) bool {
 // taken the point over, removes the socket file (under the lock, so it
 // never removes a newer instance's; it waits for an upgrade in progress,
 // up to Config.LockTimeout, and leaves the file if that runs out). The
-// sockets and files handed out stay open: they are the caller's. Close
-// waits for a Ready in progress, and may be called more than once.
+// sockets and files handed out stay open: they are the caller's. After a
+// hand-over to an instance that takes connections, Close waits for the
+// PassConn calls in progress and then tells it that no more come (its
+// Conns closes); on the receiving side it stops receiving and closes the
+// connections still waiting in Conns. Close waits for a Ready in progress,
+// and may be called more than once.
 func (u *Upgrader) Close() error {
 	u.readyMu.Lock()
 	defer u.readyMu.Unlock()
