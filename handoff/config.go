@@ -63,6 +63,12 @@ type Config struct {
 	// own after its ReadyTimeout; 0 means DefaultReadyTimeout.
 	ReadyTimeout time.Duration
 
+	// TakeConns makes this instance take the live connections the older
+	// instance passes with PassConn once this one is ready: they arrive on
+	// Conns. Without it the older instance gets ErrNoTaker and drains its
+	// connections itself.
+	TakeConns bool
+
 	// ListenConfig opens the sockets that are not inherited (socket
 	// options through its Control function, for example). The zero value
 	// is what net.Listen uses.

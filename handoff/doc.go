@@ -53,6 +53,19 @@
 // accepting, answers every further request with "Connection: close", closes
 // connections that stay idle for a grace period and waits for the rest.
 //
+// # Live connections
+//
+// A newer instance that sets Config.TakeConns receives, on Conns, the live
+// connections the older instance passes with PassConn once it drains, each
+// with a name and an opaque state blob (what the older instance's reader had
+// buffered, where the conversation stands); the older instance passes each
+// at a message boundary and the client keeps its connection. A connection
+// is the older instance's until PassConn succeeds (then it has closed its
+// copy), and the newer one's from the moment it is received; a failure
+// leaves it with the older instance, open. TLS connections cannot move, but
+// TicketKeys hands the session-ticket keys on, so that their clients resume
+// on the newer instance. See docs/handoff.md.
+//
 // # Descriptors
 //
 // Everything Listen, ListenPacket and File return belongs to the caller, who

@@ -75,7 +75,7 @@ func (u *Upgrader) serveConn(c *fdsend.Conn) {
 		send(c, message{Op: opRefused, Error: why})
 		return
 	}
-	if send(c, message{Op: opHello, Version: protocolVersion, PID: os.Getpid()}) != nil {
+	if send(c, message{Op: opHello, Version: protocolVersion, PID: os.Getpid(), Features: []string{featureConns, featureKeys}}) != nil {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(u.cfg.ReadyTimeout))
@@ -92,6 +92,14 @@ func (u *Upgrader) serveConn(c *fdsend.Conn) {
 			return
 		}
 		switch m.Op {
+		case opKeys:
+			if prepared {
+				send(c, message{Op: opError, Error: "keys after prepare"})
+				return
+			}
+			if send(c, message{Op: opKeys, Keys: u.keysToSend()}) != nil {
+				return
+			}
 		case opTake:
 			if prepared {
 				send(c, message{Op: opError, Error: "take after prepare"})
@@ -129,8 +137,24 @@ func (u *Upgrader) serveConn(c *fdsend.Conn) {
 				return
 			}
 			prepared = false
-			u.handOver(c, sent)
-			send(c, message{Op: opDraining})
+			var p *passer
+			if m.Conns {
+				pid := cred.PID
+				p = newPasser(c, pid)
+			}
+			u.handOver(c, sent, p)
+			err := send(c, message{Op: opDraining})
+			if p == nil {
+				return
+			}
+			if err != nil {
+				p.end(err)
+				return
+			}
+			// The connection now carries the connections the application
+			// passes, and opens to them only after opDraining.
+			close(p.started)
+			p.read()
 			return
 		default:
 			send(c, message{Op: opError, Error: fmt.Sprintf("unknown request %q", m.Op)})
@@ -218,11 +242,13 @@ func isOpen(obj any) bool {
 
 // handOver makes this instance the old one: the newer instance, connected
 // on c, has taken the point over and holds the sockets named in sent.
-func (u *Upgrader) handOver(c *fdsend.Conn, sent []string) {
+// If the newer instance takes connections, p passes them.
+func (u *Upgrader) handOver(c *fdsend.Conn, sent []string, p *passer) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.state = stHandedOver
 	u.committing = nil
+	u.passer = p
 	for _, name := range sent {
 		if e := u.entries[name]; e != nil {
 			if ul, ok := e.obj.(*net.UnixListener); ok {

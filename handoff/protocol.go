@@ -15,9 +15,13 @@ import (
 const protocolVersion = 1
 
 // Message types ("op"). The serving instance greets with opHello or
-// opRefused; the successor sends opTake (answered by opFiles), opPrepare
-// (answered by opPrepared) and opReady (answered by opDraining); either
-// side may answer with opError.
+// opRefused; the successor sends opTake (answered by opFiles), opKeys
+// (answered by opKeys), opPrepare (answered by opPrepared) and opReady
+// (answered by opDraining); either side may answer with opError. After
+// opDraining, if the successor's opReady asked for connections, the
+// connection stays open for passing them (conns.go): the older instance
+// sends opConn with one descriptor, the successor answers opAck or
+// opNack, and the older instance decides with opCommit or, by closing, not.
 const (
 	opHello    = "hello"
 	opRefused  = "refused"
@@ -28,6 +32,18 @@ const (
 	opReady    = "ready"
 	opDraining = "draining"
 	opError    = "error"
+	opKeys     = "keys"
+	opConn     = "conn"
+	opAck      = "ack"
+	opNack     = "nack"
+	opCommit   = "commit"
+)
+
+// Features an instance announces in its greeting, so that a successor asks
+// only for what the older instance knows how to answer.
+const (
+	featureConns = "conns" // it passes connections to a successor that asks
+	featureKeys  = "keys"  // it answers opKeys
 )
 
 // Kinds of what an instance hands over.
@@ -60,6 +76,13 @@ type message struct {
 	Error   string `json:"error,omitempty"`
 	Want    []want `json:"want,omitempty"`
 	Items   []item `json:"items,omitempty"`
+
+	Features []string `json:"features,omitempty"` // opHello
+	Conns    bool     `json:"conns,omitempty"`    // opReady: pass me connections
+	Keys     [][]byte `json:"keys,omitempty"`     // opKeys answer
+	ID       uint64   `json:"id,omitempty"`       // opConn, opAck, opNack, opCommit
+	Name     string   `json:"name,omitempty"`     // opConn
+	State    []byte   `json:"state,omitempty"`    // opConn
 }
 
 // want is one socket or file a successor asks for.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -418,20 +419,35 @@ func (u *Upgrader) Ready() error {
 	u.mu.Unlock()
 
 	var confirmErr error
+	receive := false
 	if peer != nil {
-		m, err := u.exchange(peer, message{Op: opReady})
+		ask := u.cfg.TakeConns && slices.Contains(u.peerFeatures, featureConns)
+		m, err := u.exchange(peer, message{Op: opReady, Conns: ask})
 		switch {
 		case isGone(err):
 		case err != nil:
 			confirmErr = fmt.Errorf("%w (process %d): %w", ErrUnconfirmed, pid, err)
 		case m.Op != opDraining:
 			confirmErr = fmt.Errorf("%w (process %d): it answered %q %s", ErrUnconfirmed, pid, m.Op, m.Error)
+		default:
+			receive = ask
 		}
 	}
 	u.mu.Lock()
 	if u.peer != nil {
-		u.peer.Close()
+		if receive {
+			// The connection stays open: the older instance passes its
+			// live connections on it (conns.go).
+			u.recvConn = u.peer
+			u.recvWG.Add(1)
+			go u.receiveConns(u.peer)
+		} else {
+			u.peer.Close()
+		}
 		u.peer = nil
+	}
+	if !receive {
+		u.endPassed()
 	}
 	u.lk.release()
 	u.mu.Unlock()
@@ -443,7 +459,13 @@ func (u *Upgrader) Ready() error {
 // even if sending m failed.
 func (u *Upgrader) exchange(c *fdsend.Conn, m message) (message, error) {
 	serr := send(c, m)
-	c.SetReadLimits(maxRequestBytes, 0)
+	if m.Conns {
+		// The first connection passed may follow the answer closely
+		// enough to be read with it.
+		c.SetReadLimits(maxConnMsgBytes, 1)
+	} else {
+		c.SetReadLimits(maxRequestBytes, 0)
+	}
 	c.SetReadDeadline(time.Now().Add(exchangeTimeout))
 	a, files, err := receive(c)
 	jsonmsg.CloseAll(files)

@@ -67,6 +67,15 @@ type Upgrader struct {
 	draining   chan struct{}
 	wg         sync.WaitGroup
 
+	peerFeatures []string   // what the older instance announced
+	keys         [][32]byte // TLS session-ticket keys, to hand on
+	passer       *passer    // the newer instance that takes connections
+	passed       chan PassedConn
+	passedOnce   sync.Once
+	recvConn     *fdsend.Conn // from the older instance, passing connections
+	recvStop     chan struct{}
+	recvWG       sync.WaitGroup
+
 	takeMu sync.Mutex // one request at a time on peer
 }
 
@@ -116,6 +125,11 @@ func Open(cfg Config) (*Upgrader, error) {
 		entries:  make(map[string]*entry),
 		conns:    make(map[*fdsend.Conn]struct{}),
 		draining: make(chan struct{}),
+		passed:   make(chan PassedConn, maxPassInFlight),
+		recvStop: make(chan struct{}),
+	}
+	if !cfg.TakeConns {
+		u.endPassed()
 	}
 	if err := u.connect(); err != nil {
 		lk.release()
@@ -177,7 +191,7 @@ func (u *Upgrader) connect() error {
 		return fmt.Errorf("handoff: the instance at %s speaks hand-off protocol version %d, this one %d: %w", path, m.Version, protocolVersion, syscall.EPROTONOSUPPORT)
 	}
 	c.SetReadDeadline(time.Time{})
-	u.peer, u.peerPID = c, cred.PID
+	u.peer, u.peerPID, u.peerFeatures = c, cred.PID, m.Features
 	return nil
 }
 
@@ -195,6 +209,7 @@ func (u *Upgrader) readyTimedOut() {
 func (u *Upgrader) abortLocked(err error) {
 	u.state = stAborted
 	u.abortErr = err
+	u.endPassed()
 	if u.timer != nil {
 		u.timer.Stop()
 	}
@@ -227,8 +242,12 @@ func (u *Upgrader) Inherited(name string) bool {
 // taken the point over, removes the socket file (under the lock, so it
 // never removes a newer instance's; it waits for an upgrade in progress,
 // up to Config.LockTimeout, and leaves the file if that runs out). The
-// sockets and files handed out stay open: they are the caller's. Close
-// waits for a Ready in progress, and may be called more than once.
+// sockets and files handed out stay open: they are the caller's. After a
+// hand-over to an instance that takes connections, Close waits for the
+// PassConn calls in progress and then tells it that no more come (its
+// Conns closes); on the receiving side it stops receiving and closes the
+// connections still waiting in Conns. Close waits for a Ready in progress,
+// and may be called more than once.
 func (u *Upgrader) Close() error {
 	u.readyMu.Lock()
 	defer u.readyMu.Unlock()
@@ -248,11 +267,20 @@ func (u *Upgrader) Close() error {
 		return nil
 	}
 	serving := u.state == stServing
+	p := u.passer
+	u.mu.Unlock()
+	if p != nil {
+		// Let the connections on their way be decided, then tell the
+		// newer instance that no more come.
+		p.shut()
+	}
+	u.mu.Lock()
 	u.state = stClosed
 	u.stopServingLocked()
 	info := u.pointInfo
 	u.mu.Unlock()
 	u.wg.Wait()
+	u.stopReceiving()
 	if !serving {
 		return nil
 	}
@@ -265,6 +293,25 @@ func (u *Upgrader) Close() error {
 		return fmt.Errorf("handoff: %w", err)
 	}
 	return nil
+}
+
+// stopReceiving stops taking connections from the older instance: those
+// not yet committed stay the older instance's, and those committed but not
+// received from Conns are closed.
+func (u *Upgrader) stopReceiving() {
+	u.mu.Lock()
+	rc := u.recvConn
+	u.recvConn = nil
+	u.mu.Unlock()
+	if rc == nil {
+		return
+	}
+	close(u.recvStop)
+	rc.Close()
+	u.recvWG.Wait()
+	for pc := range u.passed {
+		pc.Conn.Close()
+	}
 }
 
 // stopServingLocked closes our socket at the hand-off point and every
