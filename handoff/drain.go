@@ -46,6 +46,8 @@ type HTTPDrainer struct {
 	listeners map[net.Listener]struct{}
 	serving   sync.WaitGroup
 	changed   chan struct{} // signalled on every connection state change
+	wake      chan struct{} // closed on the next change (TakeAll); nil if none waits
+	inject    *injectListener
 }
 
 // connInfo is what the drainer knows of one connection.
@@ -98,12 +100,19 @@ func NewHTTPDrainer(srv *http.Server, idleGrace time.Duration) *HTTPDrainer {
 
 // track records a connection's new state.
 func (d *HTTPDrainer) track(c net.Conn, st http.ConnState) {
+	if ic, ok := c.(*idleConn); ok {
+		ic.setState(st)
+	}
 	d.mu.Lock()
 	switch st {
 	case http.StateClosed, http.StateHijacked:
 		delete(d.conns, c)
 	default:
 		d.conns[c] = &connInfo{state: st, since: time.Now()}
+	}
+	if d.wake != nil {
+		close(d.wake)
+		d.wake = nil
 	}
 	d.mu.Unlock()
 	select {
@@ -130,7 +139,7 @@ func (d *HTTPDrainer) Serve(l net.Listener) error {
 	d.serving.Add(1)
 	d.mu.Unlock()
 	defer d.serving.Done()
-	err := d.srv.Serve(l)
+	err := d.srv.Serve(idleListener{l, d})
 	if d.draining.Load() {
 		return http.ErrServerClosed
 	}
