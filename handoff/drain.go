@@ -48,6 +48,7 @@ type HTTPDrainer struct {
 	changed   chan struct{} // signalled on every connection state change
 	wake      chan struct{} // closed on the next change (TakeAll); nil if none waits
 	inject    *injectListener
+	raced     atomic.Int64 // takes given up because a request arrived
 }
 
 // connInfo is what the drainer knows of one connection.

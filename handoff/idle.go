@@ -155,6 +155,9 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	// A request raced in, or the connection failed: it stays.
+	if n > 0 {
+		c.d.raced.Add(1)
+	}
 	c.Conn.SetReadDeadline(c.readDeadline)
 	t.done <- nil
 	return n, err

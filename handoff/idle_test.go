@@ -422,5 +422,6 @@ func TestTakeIdleUnderLoad(t *testing.T) {
 			t.Errorf("round %d moved %d connections, want %d", r, n, clients)
 		}
 	}
-	t.Logf("%d requests, %d failed; served by instance 0: %d, 1: %d; moved per round %v", total, failed, log.by[0], log.by[1], moved)
+	t.Logf("%d requests, %d failed; served by instance 0: %d, 1: %d; moved per round %v; takes given up for a request that raced in: %d",
+		total, failed, log.by[0], log.by[1], moved, srvs[0].raced.Load()+srvs[1].raced.Load())
 }
