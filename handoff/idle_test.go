@@ -302,15 +302,66 @@ func TestTakeIdleUnderLoad(t *testing.T) {
 	addr = l.Addr().String()
 	go srvs[0].Serve(countingListener{l, &accepted})
 
-	stop := make(chan struct{})
-	type result struct {
-		sent      int
-		failures  []string
-		notReused int
-		addrs     map[string]bool
+	lc := startLoadClients(t, addr, clients)
+	var moved []int
+	for r := 0; r < rounds; r++ {
+		src, dst := srvs[r%2], srvs[(r+1)%2]
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		n := 0
+		err := src.TakeAll(ctx, func(c net.Conn) {
+			n++
+			if err := dst.ServeConn(c); err != nil {
+				t.Errorf("ServeConn: %v", err)
+			}
+		})
+		cancel()
+		if err != nil {
+			lc.stop()
+			t.Fatalf("round %d: TakeAll: %v after moving %d", r, err, n)
+		}
+		moved = append(moved, n)
 	}
-	results := make([]result, clients)
-	var wg sync.WaitGroup
+	lc.stop()
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	total, failed := lc.check(t, log.served)
+	if n := accepted.Load(); n != int32(clients) {
+		t.Errorf("the server accepted %d connections for %d clients", n, clients)
+	}
+	for r, n := range moved {
+		if n != clients {
+			t.Errorf("round %d moved %d connections, want %d", r, n, clients)
+		}
+	}
+	t.Logf("%d requests, %d failed; served by instance 0: %d, 1: %d; moved per round %v; takes given up for a request that raced in: %d",
+		total, failed, log.by[0], log.by[1], moved, srvs[0].raced.Load()+srvs[1].raced.Load())
+}
+
+// loadResult is what one load client saw.
+type loadResult struct {
+	sent      int
+	failures  []string
+	notReused int
+	addrs     map[string]bool
+}
+
+// loadClients are keep-alive clients sending numbered requests.
+type loadClients struct {
+	stopc   chan struct{}
+	wg      sync.WaitGroup
+	results []loadResult
+}
+
+// startLoadClients starts n clients of addr, each sending "/?c=<client>&s=<seq>"
+// every few milliseconds and expecting "<instance> <client> <seq>", and
+// returns once each has had a first answer.
+func startLoadClients(t *testing.T, addr string, clients int) *loadClients {
+	t.Helper()
+	lc := &loadClients{stopc: make(chan struct{}), results: make([]loadResult, clients)}
+	stop := lc.stopc
+	results := lc.results
+	wg := &lc.wg
 	started := make(chan struct{}, clients)
 	for cl := 0; cl < clients; cl++ {
 		wg.Add(1)
@@ -362,39 +413,32 @@ func TestTakeIdleUnderLoad(t *testing.T) {
 		select {
 		case <-started:
 		case <-time.After(30 * time.Second):
-			close(stop)
-			wg.Wait()
+			lc.stop()
 			t.Fatal("clients did not all get a first answer")
 		}
 	}
-	var moved []int
-	for r := 0; r < rounds; r++ {
-		src, dst := srvs[r%2], srvs[(r+1)%2]
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		n := 0
-		err := src.TakeAll(ctx, func(c net.Conn) {
-			n++
-			if err := dst.ServeConn(c); err != nil {
-				t.Errorf("ServeConn: %v", err)
-			}
-		})
-		cancel()
-		if err != nil {
-			close(stop)
-			wg.Wait()
-			t.Fatalf("round %d: TakeAll: %v after moving %d", r, err, n)
-		}
-		moved = append(moved, n)
-	}
-	close(stop)
-	wg.Wait()
+	return lc
+}
 
-	total, failed := 0, 0
-	for cl, res := range results {
+// stop stops the clients and waits for their last requests.
+func (lc *loadClients) stop() {
+	select {
+	case <-lc.stopc:
+	default:
+		close(lc.stopc)
+	}
+	lc.wg.Wait()
+}
+
+// check reports failed requests, requests not on the client's one
+// connection, and requests not served exactly once according to served.
+func (lc *loadClients) check(t *testing.T, served map[[2]int]int) (total, failed int) {
+	t.Helper()
+	for cl, res := range lc.results {
 		total += res.sent
-		failed += len(res.failures)
 		for _, f := range res.failures {
-			if failed < 10 {
+			failed++
+			if failed <= 10 {
 				t.Errorf("client %d: %s", cl, f)
 			}
 		}
@@ -404,24 +448,11 @@ func TestTakeIdleUnderLoad(t *testing.T) {
 		if len(res.addrs) != 1 {
 			t.Errorf("client %d used %d TCP connections", cl, len(res.addrs))
 		}
-	}
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	for cl, res := range results {
 		for seq := 0; seq < res.sent; seq++ {
-			if n := log.served[[2]int{cl, seq}]; n != 1 {
+			if n := served[[2]int{cl, seq}]; n != 1 {
 				t.Errorf("client %d request %d served %d times", cl, seq, n)
 			}
 		}
 	}
-	if n := accepted.Load(); n != int32(clients) {
-		t.Errorf("the server accepted %d connections for %d clients", n, clients)
-	}
-	for r, n := range moved {
-		if n != clients {
-			t.Errorf("round %d moved %d connections, want %d", r, n, clients)
-		}
-	}
-	t.Logf("%d requests, %d failed; served by instance 0: %d, 1: %d; moved per round %v; takes given up for a request that raced in: %d",
-		total, failed, log.by[0], log.by[1], moved, srvs[0].raced.Load()+srvs[1].raced.Load())
+	return total, failed
 }
