@@ -35,6 +35,13 @@ const DefaultIdleGrace = 5 * time.Second
 //
 // It covers HTTP/1.x; HTTP/2 connections are closed after the grace period
 // like idle ones. Hijacked connections are the handler's to close.
+//
+// Instead of being drained, idle keep-alive connections can be taken from
+// the running server (TakeIdle, TakeAll) and served by another one
+// (ServeConn), in this process or, passed as descriptors, in another: the
+// client keeps its TCP connection and sees no close. The server sees each
+// connection through a wrapper of the drainer's; see idle.go for how the
+// idle moment is found without a byte of the next request being read.
 type HTTPDrainer struct {
 	srv   *http.Server
 	grace time.Duration
