@@ -105,9 +105,6 @@ func (c *idleConn) setState(st http.ConnState) {
 	c.mu.Unlock()
 }
 
-// errTaken is what the server gets from a connection it no longer has.
-var errTaken = errors.New("connection handed over")
-
 func (c *idleConn) opError(op string) error {
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: net.ErrClosed}
 }
