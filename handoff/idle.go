@@ -31,7 +31,7 @@ import (
 //     (finishRequest flushed it, line 1664). It writes nothing else.
 //   - c.bufr is a bufio.Reader of 4096 bytes (newBufioReader, line 865)
 //     reading from connReader.Read, which reads from c.rwc with the slice it
-//     was given (line 814) unless it returns the byte a background read left
+//     was given (line 812) unless it returns the byte a background read left
 //     in cr.byteBuf (hasByte, lines 804-808) without reading c.rwc.
 //   - bufio.(*Reader).fill slides the buffered bytes to the start and reads
 //     into b.buf[b.w:] (src/bufio/bufio.go), so a read of len(b.buf) bytes
