@@ -35,6 +35,13 @@ const DefaultIdleGrace = 5 * time.Second
 //
 // It covers HTTP/1.x; HTTP/2 connections are closed after the grace period
 // like idle ones. Hijacked connections are the handler's to close.
+//
+// Instead of being drained, idle keep-alive connections can be taken from
+// the running server (TakeIdle, TakeAll) and served by another one
+// (ServeConn), in this process or, passed as descriptors, in another: the
+// client keeps its TCP connection and sees no close. The server sees each
+// connection through a wrapper of the drainer's; see idle.go for how the
+// idle moment is found without a byte of the next request being read.
 type HTTPDrainer struct {
 	srv   *http.Server
 	grace time.Duration
@@ -46,6 +53,9 @@ type HTTPDrainer struct {
 	listeners map[net.Listener]struct{}
 	serving   sync.WaitGroup
 	changed   chan struct{} // signalled on every connection state change
+	wake      chan struct{} // closed on the next change (TakeAll); nil if none waits
+	inject    *injectListener
+	raced     atomic.Int64 // takes given up because a request arrived
 }
 
 // connInfo is what the drainer knows of one connection.
@@ -98,12 +108,19 @@ func NewHTTPDrainer(srv *http.Server, idleGrace time.Duration) *HTTPDrainer {
 
 // track records a connection's new state.
 func (d *HTTPDrainer) track(c net.Conn, st http.ConnState) {
+	if ic, ok := c.(*idleConn); ok {
+		ic.setState(st)
+	}
 	d.mu.Lock()
 	switch st {
 	case http.StateClosed, http.StateHijacked:
 		delete(d.conns, c)
 	default:
 		d.conns[c] = &connInfo{state: st, since: time.Now()}
+	}
+	if d.wake != nil {
+		close(d.wake)
+		d.wake = nil
 	}
 	d.mu.Unlock()
 	select {
@@ -130,7 +147,7 @@ func (d *HTTPDrainer) Serve(l net.Listener) error {
 	d.serving.Add(1)
 	d.mu.Unlock()
 	defer d.serving.Done()
-	err := d.srv.Serve(l)
+	err := d.srv.Serve(idleListener{l, d})
 	if d.draining.Load() {
 		return http.ErrServerClosed
 	}
