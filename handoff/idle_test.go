@@ -358,6 +358,13 @@ type loadClients struct {
 // returns once each has had a first answer.
 func startLoadClients(t *testing.T, addr string, clients int) *loadClients {
 	t.Helper()
+	return startLoadClientsPaced(t, addr, clients, func(cl int) time.Duration { return time.Duration(2+cl%5) * time.Millisecond })
+}
+
+// startLoadClientsPaced is startLoadClients with client cl pausing
+// pace(cl) between its requests.
+func startLoadClientsPaced(t *testing.T, addr string, clients int, pace func(cl int) time.Duration) *loadClients {
+	t.Helper()
 	lc := &loadClients{stopc: make(chan struct{}), results: make([]loadResult, clients)}
 	stop := lc.stopc
 	results := lc.results
@@ -369,7 +376,7 @@ func startLoadClients(t *testing.T, addr string, clients int) *loadClients {
 			defer wg.Done()
 			res := &results[cl]
 			res.addrs = make(map[string]bool)
-			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1} // one connection: a second would mean the first was closed
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			for seq := 0; ; seq++ {
@@ -400,12 +407,13 @@ func startLoadClients(t *testing.T, addr string, clients int) *loadClients {
 				}
 				if seq > 0 && !reused {
 					res.notReused++
+					res.failures = append(res.failures, fmt.Sprintf("seq %d on a new connection %s (answer %q)", seq, local, body))
 				}
 				res.addrs[local] = true
 				if seq == 0 {
 					started <- struct{}{}
 				}
-				time.Sleep(time.Duration(2+cl%5) * time.Millisecond) // pacing, not synchronisation
+				time.Sleep(pace(cl)) // pacing, not synchronisation
 			}
 		}()
 	}

@@ -9,6 +9,12 @@
 //	go run ./examples/graceful -listen 127.0.0.1:8080 -handoff "$RUN"/handoff.sock &
 //	curl http://127.0.0.1:8080/        # the second pid; the first has exited
 //
+// It also takes the old instance's idle HTTP/1.1 keep-alive connections
+// (handoff.Config.TakeConns, HTTPDrainer.PassIdle and ServePassed): their
+// clients keep their TCP connections across the restart. -pass-conns=false
+// makes it drain them as before: the old instance closes each after its
+// current request.
+//
 // With -crash-before-ready (or GRACEFUL_CRASH_BEFORE_READY=1 in the
 // environment) it plays a broken new version: it takes the socket and exits
 // with status 3 before Ready, and the old process goes on serving.
@@ -42,6 +48,8 @@ func main() {
 	lockTimeout := flag.Duration("lock-timeout", 0, "how long to wait for another upgrade in progress (0: the package default)")
 	readyTimeout := flag.Duration("ready-timeout", 0, "how long an upgrade may take before it is abandoned (0: the package default)")
 	crash := flag.Bool("crash-before-ready", false, "take the sockets, then exit with status 3 before Ready (a broken new version)")
+	logRequests := flag.Bool("log-requests", false, "log every numbered request (?c=CLIENT&s=SEQ) on standard error")
+	passConns := flag.Bool("pass-conns", true, "take the old instance's idle keep-alive connections, and pass ours to the next instance that asks")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix(fmt.Sprintf("graceful[%d]: ", os.Getpid()))
@@ -54,7 +62,7 @@ func main() {
 		*crash = true
 	}
 
-	upg, err := handoff.Open(handoff.Config{Path: *point, LockTimeout: *lockTimeout, ReadyTimeout: *readyTimeout})
+	upg, err := handoff.Open(handoff.Config{Path: *point, LockTimeout: *lockTimeout, ReadyTimeout: *readyTimeout, TakeConns: *passConns})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -67,6 +75,17 @@ func main() {
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
+			// A client that numbers its requests (?c=CLIENT&s=SEQ) gets
+			// the numbers back, and with -log-requests each is logged,
+			// so that a test can tell that every request was served once.
+			q := r.URL.Query()
+			if c, s := q.Get("c"), q.Get("s"); c != "" && s != "" {
+				if *logRequests {
+					log.Printf("served c=%s s=%s", c, s)
+				}
+				fmt.Fprintf(w, "%d %s %s\n", os.Getpid(), c, s)
+				return
+			}
 			w.Write(body)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -88,6 +107,8 @@ func main() {
 	}
 	served := make(chan error, 1)
 	go func() { served <- drainer.Serve(ln) }()
+	// The old instance's keep-alive connections, as it passes them.
+	go drainer.ServePassed(upg, "http")
 	fmt.Printf("ready pid=%d inherited=%v addr=%s\n", os.Getpid(), upg.Inherited("http"), ln.Addr())
 
 	sigs := make(chan os.Signal, 1)
@@ -102,6 +123,17 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 	defer cancel()
+	select {
+	case <-upg.Draining():
+		// Hand the idle keep-alive connections to the newer instance
+		// (it gets none unless it asked); the rest drain below.
+		n, err := drainer.PassIdle(ctx, upg, "http")
+		log.Printf("passed %d keep-alive connections to the newer instance", n)
+		if err != nil && !errors.Is(err, handoff.ErrNoTaker) {
+			log.Printf("passing connections: %v", err)
+		}
+	default:
+	}
 	if err := drainer.Drain(ctx); err != nil {
 		log.Printf("drain: %v", err)
 	}
