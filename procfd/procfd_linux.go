@@ -277,8 +277,6 @@ func explain(e *Error) *Error {
 		e.Why = ptraceWhy(e.PID)
 	case syscall.ENOSYS:
 		e.Why = "this kernel (" + kernelRelease() + ") lacks it: pidfd_open needs Linux 5.3, pidfd_getfd Linux 5.6"
-	case syscall.ESRCH:
-		e.Why = "no such process, or it has exited"
 	case syscall.EBADF:
 		if e.FD >= 0 {
 			e.Why = "the process has no descriptor " + strconv.Itoa(e.FD)
@@ -304,17 +302,17 @@ func ptraceWhy(pid int) string {
 	scope, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
 	switch strings.TrimSpace(string(scope)) {
 	case "1":
-		return need + "Yama's kernel.yama.ptrace_scope is 1, so only CAP_SYS_PTRACE (root) or being an ancestor of the process (or named by it with PR_SET_PTRACER) gives them" + who
+		return need + "Yama's kernel.yama.ptrace_scope is 1, so only CAP_SYS_PTRACE, which root has, or being the same user and an ancestor of the process (or named by it with PR_SET_PTRACER) gives them" + who
 	case "2":
-		return need + "Yama's kernel.yama.ptrace_scope is 2, so only CAP_SYS_PTRACE (root) gives them" + who
+		return need + "Yama's kernel.yama.ptrace_scope is 2, so only CAP_SYS_PTRACE, which root has, gives them" + who
 	case "3":
 		return need + "Yama's kernel.yama.ptrace_scope is 3, so no process has them, not even root, until the next boot" + who
 	}
-	scopeNote := " (Yama's kernel.yama.ptrace_scope is 0)"
+	scopeNote := "; Yama's kernel.yama.ptrace_scope is 0"
 	if err != nil {
-		scopeNote = " (no Yama ptrace_scope on this system)"
+		scopeNote = "; this system has no Yama ptrace_scope"
 	}
-	return need + "the same user as the process, which must be dumpable, or CAP_SYS_PTRACE (root)" + scopeNote + who
+	return need + "the same user as the process, which must be dumpable, or CAP_SYS_PTRACE, which root has" + scopeNote + who
 }
 
 // kernelRelease returns uname -r, or "unknown".
