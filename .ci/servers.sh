@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party servers that tests run under `fdsend activate`
-# (gunicorn, lighttpd) from Debian's packages, if they are missing. Idempotent;
+# (gunicorn, lighttpd) and that `fdsend adopt` takes sockets from (nginx)
+# from Debian's packages, if they are missing. Idempotent;
 # the packages' own services are kept from starting (policy-rc.d answers
 # "not allowed" for the duration of the install). Needs root to install.
 set -euo pipefail
@@ -8,6 +9,7 @@ set -euo pipefail
 need=()
 command -v gunicorn >/dev/null 2>&1 || need+=(gunicorn)
 command -v lighttpd >/dev/null 2>&1 || need+=(lighttpd)
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi
@@ -39,4 +41,4 @@ if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/tmp/servers-a
 		exit 1
 	}
 fi
-command -v gunicorn lighttpd
+command -v gunicorn lighttpd nginx

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/fdname"
+	"github.com/fdsend/fdsend/procfd"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	register(&Command{
+		UsageLine: "adopt PID [--listen ADDR | --fd N]... [--fdname NAME[:NAME...]] [--stop SIG] -- COMMAND [ARGS...]",
+		Short:     "take the listening sockets of a running process and run a program with them (Linux)",
+		Long: `Take listening sockets out of process PID, a server that was never written to
+hand them over, and run COMMAND with them by systemd's socket-activation
+protocol, as fdsend activate and fdsend fetch do: descriptors 3, 4, ... in the
+order of the --listen and --fd options, LISTEN_FDS, LISTEN_PID and
+LISTEN_FDNAMES set, every descriptor in blocking mode (unless --nonblocking)
+and nothing else open above standard error.
+
+--listen ADDR takes every socket of the process listening at ADDR, written as
+fdsend activate -l takes it: a port alone (8080: every TCP listener on that
+port, IPv4 and IPv6 alike, whatever its address), IPv4:PORT, [IPv6]:PORT, a
+/path or an @abstract name. --fd N takes descriptor N, whatever it is. fdsend
+ps PID shows what there is. Nothing is taken if an ADDR matches no listening
+socket, a Unix ADDR matches two different sockets, or two options name the
+same socket.
+
+The sockets are duplicated with pidfd_getfd(2) (Linux 5.6 and later): the
+process keeps its own, and until it closes them both it and COMMAND accept
+from the same queues. With --stop, COMMAND is given a NOTIFY_SOCKET; once it
+sends READY=1 (sd_notify(3)) the process gets signal SIG (SIGTERM, TERM, 15;
+SIGQUIT is nginx's graceful stop), through a pidfd, so never another process
+that reused the PID. Connections the process has already accepted stay with
+it. fdsend then stays COMMAND's parent: it passes on SIGTERM, SIGINT, SIGHUP,
+SIGQUIT, SIGUSR1 and SIGUSR2 and exits as COMMAND does. It holds no socket
+of its own once COMMAND has started.
+
+Taking another process's descriptors needs ptrace rights over it: the same
+user as the process (and, where Yama's ptrace_scope is 1, being its
+ancestor) or CAP_SYS_PTRACE, which root has.`,
+		Footer: `Exit status: COMMAND's (128+N if a signal N ended it); 1 if a socket cannot be
+taken or COMMAND cannot be started; 126 if COMMAND is not executable, 127
+if it is not found; 2 for a usage error.`,
+		Flags: adoptFlags,
+	})
+}
+
+// adoptArg is one --listen or --fd option, in command-line order.
+type adoptArg struct {
+	flag  string // "--listen" or "--fd"
+	value string
+	addr  addr.Addr // for --listen
+	fd    int       // for --fd
+}
+
+func (a adoptArg) String() string { return a.flag + " " + a.value }
+
+// adoptArgs collects --listen and --fd in the order given.
+type adoptArgs struct {
+	list *[]adoptArg
+	flag string
+}
+
+func (v adoptArgs) String() string { return "" }
+func (v adoptArgs) Type() string {
+	if v.flag == "--fd" {
+		return "N"
+	}
+	return "ADDR"
+}
+
+func (v adoptArgs) Set(s string) error {
+	a := adoptArg{flag: v.flag, value: s}
+	if v.flag == "--fd" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || s[0] == '+' {
+			return fmt.Errorf("%q is not a descriptor number", s)
+		}
+		a.fd = n
+	} else {
+		ad, err := addr.Parse(s)
+		if err != nil {
+			var ae *addr.Error
+			if errors.As(err, &ae) {
+				return errors.New(plain(ae.Err))
+			}
+			return err
+		}
+		a.addr = ad
+	}
+	*v.list = append(*v.list, a)
+	return nil
+}
+
+// adoptConfig is a parsed fdsend adopt command line.
+type adoptConfig struct {
+	pid         int
+	args        []adoptArg
+	names       []string // one per arg
+	stop        syscall.Signal
+	readyWithin time.Duration
+	nonblocking bool
+	argv        []string
+}
+
+// adoptFlags defines the options of fdsend adopt.
+func adoptFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
+	var cfg adoptConfig
+	fs.VarP(adoptArgs{&cfg.args, "--listen"}, "listen", "l", "take every socket of the process listening at `ADDR` (PORT, IPv4:PORT, [IPv6]:PORT, /path, @name); repeatable")
+	fs.Var(adoptArgs{&cfg.args, "--fd"}, "fd", "take the process's descriptor `N`, whatever it is; repeatable")
+	var fdnames []string
+	fs.Var(listValue{&fdnames, "NAME[:NAME...]"}, "fdname", `names of the sockets: one name for all, or one per --listen or --fd, in their order (default "unknown"); every socket an option takes gets its name`)
+	stop := fs.String("stop", "", "once COMMAND is ready (READY=1 on its NOTIFY_SOCKET), send signal `SIG` to the process")
+	fs.DurationVar(&cfg.readyWithin, "ready-timeout", time.Minute, "with --stop, how long to wait for READY=1 (`DURATION`); if it does not come, the process is not signalled and both go on serving")
+	fs.BoolVar(&cfg.nonblocking, "nonblocking", false, "hand the sockets over in non-blocking mode (systemd's NonBlocking=yes); the mode is shared with the process")
+	return func(pos []string) (int, error) {
+		dash := fs.ArgsLenAtDash()
+		if dash < 0 {
+			return 0, usagef("want PID [--listen ADDR | --fd N]... -- COMMAND [ARGS...]: the -- and COMMAND are missing")
+		}
+		if dash != 1 {
+			return 0, usagef("want exactly one PID before --, got %s", plural(dash, "argument"))
+		}
+		var err error
+		if cfg.pid, err = parsePID(pos[0]); err != nil {
+			return 0, err
+		}
+		cfg.argv = pos[dash:]
+		if len(cfg.argv) == 0 || cfg.argv[0] == "" {
+			return 0, usagef("COMMAND after -- is missing")
+		}
+		if len(cfg.args) == 0 {
+			return 0, usagef("nothing to take: give at least one --listen ADDR or --fd N")
+		}
+		if cfg.names, err = adoptNames(fdnames, len(cfg.args)); err != nil {
+			return 0, err
+		}
+		if *stop != "" {
+			if cfg.stop, err = parseSignal(*stop); err != nil {
+				return 0, usagef("--stop: %s", plain(err))
+			}
+		} else if fs.Changed("ready-timeout") {
+			return 0, usagef("--ready-timeout needs --stop")
+		}
+		if cfg.readyWithin <= 0 {
+			return 0, usagef("--ready-timeout must be positive")
+		}
+		return cfg.run(c)
+	}
+}
+
+// adoptNames turns the --fdname values into one name per option.
+func adoptNames(fdnames []string, n int) ([]string, error) {
+	var names []string
+	for _, v := range fdnames {
+		for _, name := range strings.Split(v, ":") {
+			if err := fdname.Check(name); err != nil {
+				return nil, usagef("--fdname: %s", plain(err))
+			}
+			names = append(names, name)
+		}
+	}
+	out := make([]string, n)
+	switch len(names) {
+	case 0:
+		for i := range out {
+			out[i] = fdname.Unknown
+		}
+	case 1:
+		for i := range out {
+			out[i] = names[0]
+		}
+	case n:
+		copy(out, names)
+	default:
+		return nil, usagef("--fdname gives %s for %s: give one for all or one each", plural(len(names), "name"), plural(n, "--listen or --fd option"))
+	}
+	return out, nil
+}
+
+// chosen is a descriptor of the process that an option takes.
+type chosen struct {
+	fd   procfd.FD
+	arg  int // index in cfg.args
+	file *os.File
+}
+
+// matches reports whether the listening socket e is at a.
+func matches(a addr.Addr, e procfd.FD) bool {
+	if e.Kind != procfd.Listener {
+		return false
+	}
+	switch a.Kind {
+	case addr.Path:
+		return (e.Network == "unix" || e.Network == "unixpacket") && e.Local == a.Name
+	case addr.Abstract:
+		return (e.Network == "unix" || e.Network == "unixpacket") && e.Local == "@"+a.Name
+	}
+	if e.Network != "tcp4" && e.Network != "tcp6" {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(e.Local)
+	if err != nil || ap.Port() != a.Port {
+		return false
+	}
+	if a.Kind == addr.Any {
+		return true
+	}
+	// Zones are compared by neither name nor number: an address with a
+	// zone is link-local and seldom listened on twice.
+	return ap.Addr().WithZone("") == a.IP.WithZone("")
+}
+
+// choose picks the descriptors the options take from list, or says why
+// nothing may be taken.
+func (cfg *adoptConfig) choose(list []procfd.FD) ([]chosen, error) {
+	type ident struct{ dev, ino uint64 }
+	owner := map[ident]int{} // which option took a socket
+	var out []chosen
+	for i, a := range cfg.args {
+		var found []procfd.FD
+		seen := map[ident]bool{}
+		for _, e := range list {
+			ok := false
+			if a.flag == "--fd" {
+				ok = e.Num == a.fd
+			} else {
+				ok = matches(a.addr, e)
+			}
+			id := ident{e.Dev, e.Ino}
+			if !ok || seen[id] {
+				continue // a duplicate of a socket found already: taken once
+			}
+			seen[id] = true
+			found = append(found, e)
+		}
+		if len(found) == 0 {
+			if a.flag == "--fd" {
+				return nil, fmt.Errorf("%s: process %d has no descriptor %d", a, cfg.pid, a.fd)
+			}
+			return nil, fmt.Errorf("%s: process %d has no socket listening there%s", a, cfg.pid, listening(list))
+		}
+		if len(found) > 1 && (a.addr.Kind == addr.Path || a.addr.Kind == addr.Abstract) && a.flag == "--listen" {
+			return nil, fmt.Errorf("%s is ambiguous: process %d has %d different sockets bound there (descriptors %s); only one can be reached at that name: take the right one with --fd", a, cfg.pid, len(found), fdNums(found))
+		}
+		for _, e := range found {
+			id := ident{e.Dev, e.Ino}
+			if j, ok := owner[id]; ok {
+				return nil, fmt.Errorf("%s and %s both take descriptor %d (%s): give it once", cfg.args[j], a, e.Num, e.What)
+			}
+			owner[id] = i
+			out = append(out, chosen{fd: e, arg: i})
+		}
+	}
+	return out, nil
+}
+
+// listening lists the addresses of the listening sockets in list, for a
+// refusal: " (it listens on 0.0.0.0:80, /run/x.sock)".
+func listening(list []procfd.FD) string {
+	var addrs []string
+	for _, e := range list {
+		if e.Kind == procfd.Listener && e.Local != "" {
+			addrs = append(addrs, e.Local)
+		}
+	}
+	if len(addrs) == 0 {
+		return " (it listens on nothing)"
+	}
+	return " (it listens on " + strings.Join(addrs, ", ") + ")"
+}
+
+func fdNums(list []procfd.FD) string {
+	s := make([]string, len(list))
+	for i, e := range list {
+		s[i] = strconv.Itoa(e.Num)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/fdsend/fdsend/activation/spawn"
+	"github.com/fdsend/fdsend/internal/ready"
+	"github.com/fdsend/fdsend/procfd"
+	"golang.org/x/sys/unix"
+)
+
+// run takes the sockets, runs COMMAND with them and, with --stop, stops the
+// process once COMMAND is ready.
+func (cfg *adoptConfig) run(c *Command) (int, error) {
+	if _, err := exec.LookPath(cfg.argv[0]); err != nil {
+		return commandStatus(err), errors.New(commandError(cfg.argv[0], err))
+	}
+	var probe ready.Probe
+	if cfg.stop != 0 {
+		var err error
+		if probe, err = ready.Parse("notify"); err != nil {
+			return 1, errors.New(plain(err))
+		}
+	}
+	p, err := procfd.Open(cfg.pid)
+	if err != nil {
+		return 1, err
+	}
+	defer p.Close()
+	list, err := p.List()
+	if err != nil {
+		return 1, err
+	}
+	taken, err := cfg.choose(list)
+	if err != nil {
+		return 1, err
+	}
+	defer func() {
+		for _, t := range taken {
+			if t.file != nil {
+				t.file.Close()
+			}
+		}
+	}()
+	for i := range taken {
+		t := &taken[i]
+		if t.file, err = p.TakeFD(t.fd.Num); err != nil {
+			return 1, err
+		}
+		// The number may have been closed and reused since the list was
+		// made: what is taken must be what was chosen.
+		if err := sameFile(t.file, t.fd); err != nil {
+			return 1, fmt.Errorf("%s: descriptor %d of process %d changed while it was being taken (%v); nothing was handed over", cfg.args[t.arg], t.fd.Num, cfg.pid, err)
+		}
+	}
+	named := make([]spawn.NamedFile, len(taken))
+	for i, t := range taken {
+		named[i] = spawn.NamedFile{Name: cfg.names[t.arg], File: t.file}
+		c.logf("took %s (descriptor %d of process %d) as fd %d, named %s", t.fd.What, t.fd.Num, cfg.pid, 3+i, cfg.names[t.arg])
+	}
+	var check ready.Check
+	if probe != nil {
+		if check, err = probe.Start(1); err != nil {
+			return 1, fmt.Errorf("cannot make a notify socket for COMMAND: %s", reason(err))
+		}
+		defer check.Close()
+	}
+	cmd, err := spawn.Options{Nonblocking: cfg.nonblocking}.Command(named, cfg.argv[0], cfg.argv[1:]...)
+	if err != nil {
+		return commandStatus(err), errors.New(commandError(cfg.argv[0], err))
+	}
+	cmd.Env = os.Environ()
+	if check != nil {
+		cmd.Env = append(cmd.Env, check.Env()...)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	err = cmd.Start()
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	// COMMAND has its copies now, and no error below needs ours.
+	for i := range taken {
+		taken[i].file.Close()
+		taken[i].file = nil
+	}
+	if err != nil {
+		return commandStatus(err), errors.New(commandError(cfg.argv[0], err))
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	readyc := make(chan error, 1)
+	if check != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.readyWithin)
+		defer cancel()
+		go func() { readyc <- check.Wait(ctx, cmd.Process.Pid, exited) }()
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			cmd.Process.Signal(sig)
+		case err := <-readyc:
+			check.Close()
+			if err != nil {
+				why := "was not ready within " + cfg.readyWithin.String()
+				if errors.Is(err, ready.ErrExited) {
+					why = "exited before it was ready"
+				}
+				c.logf("%s %s: process %d not signalled", cfg.argv[0], why, cfg.pid)
+				continue
+			}
+			if err := p.Signal(cfg.stop); err != nil {
+				if errors.Is(err, syscall.ESRCH) {
+					c.logf("%s is ready; process %d has exited already", cfg.argv[0], cfg.pid)
+				} else {
+					c.logf("%s is ready, but %v", cfg.argv[0], err)
+				}
+				continue
+			}
+			c.logf("%s is ready; sent %s to process %d", cfg.argv[0], unix.SignalName(cfg.stop), cfg.pid)
+		case <-exited:
+			return processStatus(cmd.ProcessState), nil
+		}
+	}
+}
+
+// sameFile checks that f is the descriptor e was listed as.
+func sameFile(f *os.File, e procfd.FD) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	s, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if uint64(s.Dev) != e.Dev || uint64(s.Ino) != e.Ino {
+		return errors.New("it is another file now")
+	}
+	return nil
+}
+
+// processStatus is the status fdsend exits with for COMMAND's end: its
+// exit status, or 128+N if signal N ended it, as a shell reports it.
+func processStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
