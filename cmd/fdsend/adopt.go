@@ -18,7 +18,7 @@ import (
 
 func init() {
 	register(&Command{
-		UsageLine: "adopt PID [--listen ADDR | --fd N]... [--fdname NAME[:NAME...]] [--stop SIG] -- COMMAND [ARGS...]",
+		UsageLine: "adopt PID [--listen ADDR | --fd N]... [--fdname NAME[:NAME...]] [--stop SIG] {-- COMMAND [ARGS...] | --holder SOCKET}",
 		Short:     "take the listening sockets of a running process and run a program with them (Linux)",
 		Long: `Take listening sockets out of process PID, a server that was never written to
 hand them over, and run COMMAND with them by systemd's socket-activation
@@ -45,10 +45,21 @@ it. fdsend then stays COMMAND's parent: it passes on SIGTERM, SIGINT, SIGHUP,
 SIGQUIT, SIGUSR1 and SIGUSR2 and exits as COMMAND does. It holds no socket
 of its own once COMMAND has started.
 
+With --holder SOCKET, no COMMAND is run: the sockets are stored in the
+holder (fdsend hold) at SOCKET under the --fdname names, as fdsend store
+stores them, for fdsend fetch or any holder client to take later. Each
+socket needs a name of its own there, so each --listen must take one socket
+(give [::]:PORT and 0.0.0.0:PORT apart rather than PORT alone) and the names
+must differ. If one cannot be stored, those stored already are removed and
+nothing is left in the holder. With --stop, the process gets the signal as
+soon as every socket is stored. The holder is trusted as fdsend store
+trusts it (--holder-uid).
+
 Taking another process's descriptors needs ptrace rights over it: the same
 user as the process (and, where Yama's ptrace_scope is 1, being its
 ancestor) or CAP_SYS_PTRACE, which root has.`,
-		Footer: `Exit status: COMMAND's (128+N if a signal N ended it); 1 if a socket cannot be
+		Footer: `Exit status (with --holder: 0 stored, 1 refused or failed, 2 usage error):
+COMMAND's (128+N if a signal N ended it); 1 if a socket cannot be
 taken or COMMAND cannot be started; 126 if COMMAND is not executable, 127
 if it is not found; 2 for a usage error.`,
 		Flags: adoptFlags,
@@ -111,6 +122,8 @@ type adoptConfig struct {
 	readyWithin time.Duration
 	nonblocking bool
 	argv        []string
+	holder      string     // --holder: store in this holder instead of running argv
+	uids        holderUIDs // --holder-uid
 }
 
 // adoptFlags defines the options of fdsend adopt.
@@ -123,10 +136,19 @@ func adoptFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 	stop := fs.String("stop", "", "once COMMAND is ready (READY=1 on its NOTIFY_SOCKET), send signal `SIG` to the process")
 	fs.DurationVar(&cfg.readyWithin, "ready-timeout", time.Minute, "with --stop, how long to wait for READY=1 (`DURATION`); if it does not come, the process is not signalled and both go on serving")
 	fs.BoolVar(&cfg.nonblocking, "nonblocking", false, "hand the sockets over in non-blocking mode (systemd's NonBlocking=yes); the mode is shared with the process")
+	fs.StringVar(&cfg.holder, "holder", "", "store the sockets in the holder (fdsend hold) at `SOCKET` under the --fdname names instead of running a COMMAND")
+	uids := addHolderUID(fs)
 	return func(pos []string) (int, error) {
+		cfg.uids = *uids
+		if fs.Changed("holder") {
+			return cfg.parseHolder(c, fs, pos, fdnames, *stop)
+		}
+		if fs.Changed("holder-uid") {
+			return 0, usagef("--holder-uid goes with --holder")
+		}
 		dash := fs.ArgsLenAtDash()
 		if dash < 0 {
-			return 0, usagef("want PID [--listen ADDR | --fd N]... -- COMMAND [ARGS...]: the -- and COMMAND are missing")
+			return 0, usagef("want PID [--listen ADDR | --fd N]... -- COMMAND [ARGS...] (or --holder SOCKET): the -- and COMMAND are missing")
 		}
 		if dash != 1 {
 			return 0, usagef("want exactly one PID before --, got %s", plural(dash, "argument"))
@@ -157,6 +179,46 @@ func adoptFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 		}
 		return cfg.run(c)
 	}
+}
+
+// parseHolder checks a command line with --holder and runs it.
+func (cfg *adoptConfig) parseHolder(c *Command, fs *pflag.FlagSet, pos []string, fdnames []string, stop string) (int, error) {
+	if fs.ArgsLenAtDash() >= 0 {
+		return 0, usagef("--holder stores the sockets: give no -- COMMAND with it")
+	}
+	if len(pos) != 1 {
+		return 0, usagef("want exactly one PID, got %s", plural(len(pos), "argument"))
+	}
+	if err := checkSocket(cfg.holder); err != nil {
+		return 0, usagef("--holder: %s", plain(err))
+	}
+	for _, f := range []string{"ready-timeout", "nonblocking"} {
+		if fs.Changed(f) {
+			return 0, usagef("--%s goes with a COMMAND, not with --holder", f)
+		}
+	}
+	var err error
+	if cfg.pid, err = parsePID(pos[0]); err != nil {
+		return 0, err
+	}
+	if len(cfg.args) == 0 {
+		return 0, usagef("nothing to take: give at least one --listen ADDR or --fd N")
+	}
+	if len(fdnames) == 0 {
+		return 0, usagef("--holder needs --fdname: the names to store the sockets under, one per --listen or --fd")
+	}
+	if cfg.names, err = adoptNames(fdnames, len(cfg.args)); err != nil {
+		return 0, err
+	}
+	if err := checkHolderNames(cfg.names); err != nil {
+		return 0, usagef("--fdname: %s: the holder needs a name for each socket", plain(err))
+	}
+	if stop != "" {
+		if cfg.stop, err = parseSignal(stop); err != nil {
+			return 0, usagef("--stop: %s", plain(err))
+		}
+	}
+	return cfg.run(c)
 }
 
 // adoptNames turns the --fdname values into one name per option.
@@ -253,6 +315,9 @@ func (cfg *adoptConfig) choose(list []procfd.FD) ([]chosen, error) {
 		if len(found) > 1 && (a.addr.Kind == addr.Path || a.addr.Kind == addr.Abstract) && a.flag == "--listen" {
 			return nil, fmt.Errorf("%s is ambiguous: process %d has %d different sockets bound there (descriptors %s); only one can be reached at that name: take the right one with --fd", a, cfg.pid, len(found), fdNums(found))
 		}
+		if len(found) > 1 && cfg.holder != "" {
+			return nil, fmt.Errorf("%s takes %d sockets (%s), and a holder needs a name for each: take them one by one (--listen with each address, or --fd) with a --fdname each", a, len(found), addrsOf(found))
+		}
 		for _, e := range found {
 			id := ident{e.Dev, e.Ino}
 			if j, ok := owner[id]; ok {
@@ -278,6 +343,15 @@ func listening(list []procfd.FD) string {
 		return " (it listens on nothing)"
 	}
 	return " (it listens on " + strings.Join(addrs, ", ") + ")"
+}
+
+// addrsOf lists where the sockets in list listen, for a refusal.
+func addrsOf(list []procfd.FD) string {
+	s := make([]string, len(list))
+	for i, e := range list {
+		s[i] = fmt.Sprintf("descriptor %d on %s", e.Num, e.Local)
+	}
+	return strings.Join(s, ", ")
 }
 
 func fdNums(list []procfd.FD) string {

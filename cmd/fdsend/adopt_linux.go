@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/fdsend/fdsend/activation/spawn"
+	"github.com/fdsend/fdsend/holder"
 	"github.com/fdsend/fdsend/internal/ready"
 	"github.com/fdsend/fdsend/procfd"
 	"golang.org/x/sys/unix"
@@ -18,11 +19,19 @@ import (
 // run takes the sockets, runs COMMAND with them and, with --stop, stops the
 // process once COMMAND is ready.
 func (cfg *adoptConfig) run(c *Command) (int, error) {
-	if _, err := exec.LookPath(cfg.argv[0]); err != nil {
+	var cl *holder.Client
+	if cfg.holder != "" {
+		// The holder is trusted or refused before anything is taken.
+		var err error
+		if cl, err = cfg.uids.dial(cfg.holder); err != nil {
+			return 1, err
+		}
+		defer cl.Close()
+	} else if _, err := exec.LookPath(cfg.argv[0]); err != nil {
 		return commandStatus(err), errors.New(commandError(cfg.argv[0], err))
 	}
 	var probe ready.Probe
-	if cfg.stop != 0 {
+	if cfg.stop != 0 && cl == nil {
 		var err error
 		if probe, err = ready.Parse("notify"); err != nil {
 			return 1, errors.New(plain(err))
@@ -58,6 +67,9 @@ func (cfg *adoptConfig) run(c *Command) (int, error) {
 		if err := sameFile(t.file, t.fd); err != nil {
 			return 1, fmt.Errorf("%s: descriptor %d of process %d changed while it was being taken (%v); nothing was handed over", cfg.args[t.arg], t.fd.Num, cfg.pid, err)
 		}
+	}
+	if cl != nil {
+		return cfg.store(c, p, cl, taken)
 	}
 	named := make([]spawn.NamedFile, len(taken))
 	for i, t := range taken {
@@ -133,6 +145,45 @@ func (cfg *adoptConfig) run(c *Command) (int, error) {
 			return processStatus(cmd.ProcessState), nil
 		}
 	}
+}
+
+// store stores the taken sockets in the holder under their names and, with
+// --stop, then signals the process. Either every socket is stored or, as far
+// as the holder lets this client remove them, none is.
+func (cfg *adoptConfig) store(c *Command, p *procfd.Process, cl *holder.Client, taken []chosen) (int, error) {
+	for i, t := range taken {
+		name := cfg.names[t.arg]
+		err := cl.Store(name, t.file, 0, false)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, holder.ErrExists) {
+			err = fmt.Errorf("%s: %q is already held in %s; nothing was stored", cfg.args[t.arg], name, cfg.holder)
+		} else {
+			err = fmt.Errorf("%s: %v; nothing was stored", cfg.args[t.arg], requestError(cfg.holder, err))
+		}
+		for _, u := range taken[:i] {
+			if rerr := cl.Remove(cfg.names[u.arg]); rerr != nil {
+				err = fmt.Errorf("%w, except %q, which could not be removed again (%s)", err, cfg.names[u.arg], plain(requestError(cfg.holder, rerr)))
+			}
+		}
+		return 1, err
+	}
+	for _, t := range taken {
+		c.logf("took %s (descriptor %d of process %d), stored as %s", t.fd.What, t.fd.Num, cfg.pid, cfg.names[t.arg])
+	}
+	if cfg.stop == 0 {
+		return 0, nil
+	}
+	if err := p.Signal(cfg.stop); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			c.logf("stored; process %d has exited already", cfg.pid)
+			return 0, nil
+		}
+		return 1, fmt.Errorf("stored, but %w", err)
+	}
+	c.logf("stored; sent %s to process %d", unix.SignalName(cfg.stop), cfg.pid)
+	return 0, nil
 }
 
 // sameFile checks that f is the descriptor e was listed as.

@@ -25,12 +25,15 @@ class Unix(socketserver.ThreadingUnixStreamServer):
 
 tcp = TCP(("127.0.0.1", int(sys.argv[1])), Handler)
 unix = Unix(sys.argv[2], Handler)
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *a: stop.set())
+# SIGTERM is blocked before any thread starts, so that every thread
+# inherits the mask and the main thread takes it with sigwait. A Python
+# handler would run only if the kernel chose the main thread to deliver the
+# signal to; delivered to another, it would leave the main thread asleep.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 for s in (tcp, unix):
     threading.Thread(target=s.serve_forever, daemon=True).start()
 print("ready", tcp.server_address[1], flush=True)
-stop.wait()
+signal.sigwait({signal.SIGTERM})
 for s in (tcp, unix):
     s.shutdown()
     s.server_close()
