@@ -45,6 +45,16 @@ it. fdsend then stays COMMAND's parent: it passes on SIGTERM, SIGINT, SIGHUP,
 SIGQUIT, SIGUSR1 and SIGUSR2 and exits as COMMAND does. It holds no socket
 of its own once COMMAND has started.
 
+--as nginx or --as einhorn also hands the sockets over in that server's own
+form, for a COMMAND that does not read LISTEN_FDS: NGINX="3;4;" (a fresh
+nginx master takes those descriptors as the listening sockets its
+configuration names, matched by address, and does not daemonise), or
+EINHORN_FD_COUNT, EINHORN_FD_0=3, EINHORN_FD_1=4, ..., EINHORN_FD_FAMILY_0,
+... and EINHORN_FDS="3 4" as einhorn sets them for its workers. Variables
+of that form already in the environment are replaced. Neither nginx nor an
+einhorn worker sends READY=1: with them, leave out --stop and stop the
+process yourself once COMMAND answers.
+
 With --holder SOCKET, no COMMAND is run: the sockets are stored in the
 holder (fdsend hold) at SOCKET under the --fdname names, as fdsend store
 stores them, for fdsend fetch or any holder client to take later. Each
@@ -122,6 +132,7 @@ type adoptConfig struct {
 	readyWithin time.Duration
 	nonblocking bool
 	argv        []string
+	as          string     // --as: systemd, nginx or einhorn
 	holder      string     // --holder: store in this holder instead of running argv
 	uids        holderUIDs // --holder-uid
 }
@@ -136,6 +147,7 @@ func adoptFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 	stop := fs.String("stop", "", "once COMMAND is ready (READY=1 on its NOTIFY_SOCKET), send signal `SIG` to the process")
 	fs.DurationVar(&cfg.readyWithin, "ready-timeout", time.Minute, "with --stop, how long to wait for READY=1 (`DURATION`); if it does not come, the process is not signalled and both go on serving")
 	fs.BoolVar(&cfg.nonblocking, "nonblocking", false, "hand the sockets over in non-blocking mode (systemd's NonBlocking=yes); the mode is shared with the process")
+	fs.StringVar(&cfg.as, "as", "systemd", "also hand the sockets over in the `FORM` nginx reads (nginx: NGINX=\"3;4;\") or einhorn workers read (einhorn: EINHORN_FD_COUNT, EINHORN_FD_0, ...), besides systemd's LISTEN_FDS")
 	fs.StringVar(&cfg.holder, "holder", "", "store the sockets in the holder (fdsend hold) at `SOCKET` under the --fdname names instead of running a COMMAND")
 	uids := addHolderUID(fs)
 	return func(pos []string) (int, error) {
@@ -145,6 +157,11 @@ func adoptFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 		}
 		if fs.Changed("holder-uid") {
 			return 0, usagef("--holder-uid goes with --holder")
+		}
+		switch cfg.as {
+		case "systemd", "nginx", "einhorn":
+		default:
+			return 0, usagef("--as %q: want systemd, nginx or einhorn", cfg.as)
 		}
 		dash := fs.ArgsLenAtDash()
 		if dash < 0 {
@@ -192,7 +209,7 @@ func (cfg *adoptConfig) parseHolder(c *Command, fs *pflag.FlagSet, pos []string,
 	if err := checkSocket(cfg.holder); err != nil {
 		return 0, usagef("--holder: %s", plain(err))
 	}
-	for _, f := range []string{"ready-timeout", "nonblocking"} {
+	for _, f := range []string{"ready-timeout", "nonblocking", "as"} {
 		if fs.Changed(f) {
 			return 0, usagef("--%s goes with a COMMAND, not with --holder", f)
 		}
@@ -219,6 +236,55 @@ func (cfg *adoptConfig) parseHolder(c *Command, fs *pflag.FlagSet, pos []string,
 		}
 	}
 	return cfg.run(c)
+}
+
+// formEnv returns the variables --as adds for the sockets handed over as
+// descriptors 3 to 3+len(taken)-1, and whether v is one it replaces.
+func (cfg *adoptConfig) formEnv(taken []chosen) (vars []string, replaces func(v string) bool) {
+	replaces = func(string) bool { return false }
+	switch cfg.as {
+	case "nginx":
+		// nginx reads NGINX as descriptor numbers each followed by ';'
+		// (or ':') and, finding it, takes them as the listening sockets
+		// of its configuration (matched by address) and does not
+		// daemonise.
+		var b strings.Builder
+		for i := range taken {
+			fmt.Fprintf(&b, "%d;", 3+i)
+		}
+		vars = append(vars, "NGINX="+b.String())
+		replaces = func(v string) bool { return strings.HasPrefix(v, "NGINX=") }
+	case "einhorn":
+		// As einhorn sets them for its workers: a count, one variable per
+		// socket in order, the socket's family, and the deprecated
+		// space-separated list.
+		nums := make([]string, len(taken))
+		vars = append(vars, "EINHORN_FD_COUNT="+strconv.Itoa(len(taken)))
+		for i, t := range taken {
+			nums[i] = strconv.Itoa(3 + i)
+			vars = append(vars, fmt.Sprintf("EINHORN_FD_%d=%d", i, 3+i))
+			if fam := einhornFamily(t.fd.Network); fam != "" {
+				vars = append(vars, fmt.Sprintf("EINHORN_FD_FAMILY_%d=%s", i, fam))
+			}
+		}
+		vars = append(vars, "EINHORN_FDS="+strings.Join(nums, " "))
+		replaces = func(v string) bool { return strings.HasPrefix(v, "EINHORN_FD") }
+	}
+	return vars, replaces
+}
+
+// einhornFamily names the address family of a socket of network n as
+// einhorn's EINHORN_FD_FAMILY_N does.
+func einhornFamily(n string) string {
+	switch n {
+	case "tcp4", "udp4":
+		return "AF_INET"
+	case "tcp6", "udp6":
+		return "AF_INET6"
+	case "unix", "unixgram", "unixpacket":
+		return "AF_UNIX"
+	}
+	return ""
 }
 
 // adoptNames turns the --fdname values into one name per option.

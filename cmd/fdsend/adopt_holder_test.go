@@ -83,6 +83,7 @@ func TestAdoptHolderRefusals(t *testing.T) {
 		{[]string{pid, "--listen", tcp, "--holder", sock}, 2, "--holder needs --fdname"},
 		{[]string{pid, "--listen", tcp, "--listen", path, "--fdname", "web", "--holder", sock}, 2, `name "web" given twice`},
 		{[]string{pid, "--listen", tcp, "--fdname", "web", "--holder", sock, "--ready-timeout", "1s"}, 2, "--ready-timeout goes with a COMMAND"},
+		{[]string{pid, "--listen", tcp, "--fdname", "web", "--holder", sock, "--as", "nginx"}, 2, "--as goes with a COMMAND"},
 		{[]string{pid, "--listen", tcp, "--fdname", "web", "--holder-uid", "0", "--", "/bin/true"}, 2, "--holder-uid goes with --holder"},
 		{[]string{pid, "--listen", tcp, "--fdname", "web", "--holder", sock, "--holder-uid", "12345"}, 1, "refusing the holder at " + sock},
 		{[]string{pid, "--listen", tcp, "--listen", path, "--fdname", "web:ctl", "--holder", sock, "--stop", "TERM"}, 1, `--listen ` + path + `: "ctl" is already held in ` + sock + `; nothing was stored`},

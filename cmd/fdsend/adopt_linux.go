@@ -87,7 +87,13 @@ func (cfg *adoptConfig) run(c *Command) (int, error) {
 	if err != nil {
 		return commandStatus(err), errors.New(commandError(cfg.argv[0], err))
 	}
-	cmd.Env = os.Environ()
+	form, replaced := cfg.formEnv(taken)
+	for _, v := range os.Environ() {
+		if !replaced(v) {
+			cmd.Env = append(cmd.Env, v)
+		}
+	}
+	cmd.Env = append(cmd.Env, form...)
 	if check != nil {
 		cmd.Env = append(cmd.Env, check.Env()...)
 	}
