@@ -55,7 +55,14 @@ func (s *syncBuffer) String() string {
 // when the test ends if still running.
 func startGraceful(t *testing.T, args []string, env ...string) *instance {
 	t.Helper()
-	cmd := exec.Command(gracefulBin, args...)
+	return startExample(t, gracefulBin, args, env...)
+}
+
+// startExample starts the example program bin with args and env; it is
+// killed when the test ends if still running.
+func startExample(t *testing.T, bin string, args []string, env ...string) *instance {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	in := &instance{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = in.stderr

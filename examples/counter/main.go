@@ -1,7 +1,7 @@
 // Command counter is a line-protocol server whose clients keep their
 // connections, and their state, across restarts. Each line a client sends
-// is answered with "N PID": N counts the lines of that connection (1 for
-// the first), PID is the process that answered. Start it, connect, then
+// is answered with "N PID LINE": N counts the lines of that connection (1
+// for the first), PID is the process that answered, LINE is the line. Start it, connect, then
 // start it again with the same flags: the new process takes the listening
 // socket and every open connection, with its counter, from the old one,
 // which exits. The clients see the PID change and the counter go on.
@@ -9,9 +9,9 @@
 //	export RUN="${XDG_RUNTIME_DIR:-$HOME/.run}"; mkdir -p -m 0700 "$RUN"
 //	go build -o /tmp/counter ./examples/counter
 //	/tmp/counter -listen 127.0.0.1:7070 -handoff "$RUN"/counter.sock &
-//	nc 127.0.0.1 7070                  # type lines: "1 PID", "2 PID", ...
+//	nc 127.0.0.1 7070                  # type lines: "1 PID a", "2 PID b", ...
 //	/tmp/counter -listen 127.0.0.1:7070 -handoff "$RUN"/counter.sock &
-//	                                   # nc goes on: "3 NEWPID", ...
+//	                                   # nc goes on: "3 NEWPID c", ...
 //
 // How: the new instance opens the hand-off point with
 // handoff.Config.TakeConns. Once Draining has closed, the old one stops
@@ -59,7 +59,7 @@ const maxLine = 64 << 10
 // server holds the connections this instance serves.
 type server struct {
 	upg  *handoff.Upgrader
-	pid  []byte
+	pid  []byte      // " PID "
 	stop atomic.Bool // set once: stop each connection at its next boundary
 
 	mu     sync.Mutex
@@ -96,7 +96,7 @@ func main() {
 		}
 		log.Print(err)
 	}
-	s := &server{upg: upg, pid: []byte(" " + strconv.Itoa(os.Getpid()) + "\n"), conns: map[net.Conn]struct{}{}}
+	s := &server{upg: upg, pid: []byte(" " + strconv.Itoa(os.Getpid()) + " "), conns: map[net.Conn]struct{}{}}
 
 	// The old instance's connections, as it passes them.
 	received := make(chan struct{})
@@ -197,10 +197,11 @@ func (s *server) serve(c net.Conn, n uint64, rest []byte) {
 	for !s.stop.Load() {
 		line, err := r.ReadSlice('\n')
 		if err == nil {
-			partial = partial[:0]
 			n++
 			answer := strconv.AppendUint(nil, n, 10)
 			answer = append(answer, s.pid...)
+			answer = append(append(answer, partial...), line...)
+			partial = partial[:0]
 			if _, err := c.Write(answer); err != nil {
 				s.forget(c, true)
 				return
