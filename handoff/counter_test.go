@@ -23,9 +23,13 @@ import (
 // the answer's counter is the line's number and its text the line: a line
 // or part of one lost or answered twice anywhere breaks the sequence.
 type counterClients struct {
-	n      int
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	n    int
+	addr string
+	// reconnect makes a client whose connection closes connect again and
+	// send its line again, instead of failing; its counter starts over.
+	reconnect bool
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	failed chan struct{} // closed at the first failure
 
@@ -35,16 +39,16 @@ type counterClients struct {
 	last     []int                 // the pid that last answered each client
 	per      map[int]int           // clients whose last answer came from pid
 	waiters  map[int]chan struct{} // closed when per[pid] reaches n
-	moved    [][2]time.Time        // for each answer from a new pid: the last from the old one, the first from the new
+	moved    []time.Duration       // for each answer from a new pid: the time since the last from the old one, less the client's pause
 	lastTime []time.Time
 }
 
 // startCounterClients connects n clients to addr and starts them; each
 // sends a line, waits for its answer, then pauses for pace(client).
-func startCounterClients(t *testing.T, addr string, n int, pace func(int) time.Duration) *counterClients {
+func startCounterClients(t testing.TB, addr string, n int, reconnect bool, pace func(int) time.Duration) *counterClients {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cc := &counterClients{n: n, cancel: cancel, failed: make(chan struct{}), last: make([]int, n), lastTime: make([]time.Time, n),
+	cc := &counterClients{n: n, addr: addr, reconnect: reconnect, cancel: cancel, failed: make(chan struct{}), last: make([]int, n), lastTime: make([]time.Time, n),
 		per: map[int]int{}, waiters: map[int]chan struct{}{}}
 	conns := make([]net.Conn, n)
 	for i := range conns {
@@ -62,7 +66,6 @@ func startCounterClients(t *testing.T, addr string, n int, pace func(int) time.D
 		cc.wg.Add(1)
 		go func() {
 			defer cc.wg.Done()
-			defer c.Close()
 			cc.run(ctx, i, c, pace(i))
 		}()
 	}
@@ -71,9 +74,12 @@ func startCounterClients(t *testing.T, addr string, n int, pace func(int) time.D
 }
 
 func (cc *counterClients) run(ctx context.Context, cl int, c net.Conn, pace time.Duration) {
+	defer func() { c.Close() }()
 	r := bufio.NewReader(c)
 	local := c.LocalAddr().String()
+	var slept time.Duration // since the last answer, besides pace
 	for seq := 1; ctx.Err() == nil; seq++ {
+	again:
 		c.SetDeadline(time.Now().Add(15 * time.Second))
 		// Every other line goes in two writes some milliseconds apart,
 		// so that some connections move with half a line buffered.
@@ -82,6 +88,7 @@ func (cc *counterClients) run(ctx context.Context, cl int, c net.Conn, pace time
 			_, err = fmt.Fprintf(c, "client %d ", cl)
 			if err == nil {
 				time.Sleep(pace / 2)
+				slept += pace / 2
 				_, err = fmt.Fprintf(c, "line %d\n", seq)
 			}
 		} else {
@@ -104,6 +111,17 @@ func (cc *counterClients) run(ctx context.Context, cl int, c net.Conn, pace time
 				err = fmt.Errorf("line %d answered with %q (counter %d, pid %d)", seq, line, n, pid)
 			}
 		}
+		if err != nil && cc.reconnect && pid == 0 && ctx.Err() == nil {
+			// Closed by the old instance: connect again, send the line
+			// again; the new connection's counter starts over.
+			c.Close()
+			if c, err = net.DialTimeout("tcp", cc.addr, 15*time.Second); err == nil {
+				r = bufio.NewReader(c)
+				seq = 1
+				goto again
+			}
+			c = nopConn{}
+		}
 		if err != nil {
 			cc.mu.Lock()
 			if len(cc.failures) == 0 {
@@ -113,7 +131,8 @@ func (cc *counterClients) run(ctx context.Context, cl int, c net.Conn, pace time
 			cc.mu.Unlock()
 			return
 		}
-		cc.answered(cl, pid, now)
+		cc.answered(cl, pid, now, pace+slept)
+		slept = 0
 		select {
 		case <-ctx.Done():
 		case <-time.After(pace):
@@ -121,8 +140,9 @@ func (cc *counterClients) run(ctx context.Context, cl int, c net.Conn, pace time
 	}
 }
 
-// answered records that client cl's answer came from pid at time now.
-func (cc *counterClients) answered(cl, pid int, now time.Time) {
+// answered records that client cl's answer came from pid at time now,
+// paused the time after its last answer.
+func (cc *counterClients) answered(cl, pid int, now time.Time, paused time.Duration) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.sent++
@@ -133,7 +153,7 @@ func (cc *counterClients) answered(cl, pid int, now time.Time) {
 	}
 	if old != 0 {
 		cc.per[old]--
-		cc.moved = append(cc.moved, [2]time.Time{cc.lastTime[cl], now})
+		cc.moved = append(cc.moved, now.Sub(cc.lastTime[cl])-paused)
 	}
 	cc.last[cl], cc.lastTime[cl] = pid, now
 	cc.per[pid]++
@@ -173,6 +193,11 @@ func (cc *counterClients) stop() {
 	cc.cancel()
 	cc.wg.Wait()
 }
+
+// nopConn stands for a connection that could not be made again.
+type nopConn struct{ net.Conn }
+
+func (nopConn) Close() error { return nil }
 
 // socketCount counts the sockets process pid holds.
 func socketCount(t *testing.T, pid int) int {
@@ -217,7 +242,7 @@ func TestCounterKeepsConnsAcrossHandoffs(t *testing.T) {
 	in := startExample(t, counterBin, args)
 	in.waitReady(t)
 	base := socketCount(t, in.pid) // the listener and the hand-off point
-	cc := startCounterClients(t, addr, clients, func(cl int) time.Duration {
+	cc := startCounterClients(t, addr, clients, false, func(cl int) time.Duration {
 		return time.Duration(20+(cl*37)%31) * time.Millisecond
 	})
 	if err := cc.waitAll(in.pid, 20*time.Second); err != nil {

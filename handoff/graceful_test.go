@@ -60,7 +60,7 @@ func startGraceful(t *testing.T, args []string, env ...string) *instance {
 
 // startExample starts the example program bin with args and env; it is
 // killed when the test ends if still running.
-func startExample(t *testing.T, bin string, args []string, env ...string) *instance {
+func startExample(t testing.TB, bin string, args []string, env ...string) *instance {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -91,7 +91,7 @@ func startExample(t *testing.T, bin string, args []string, env ...string) *insta
 }
 
 // waitReady waits for the "ready" line and returns it.
-func (in *instance) waitReady(t *testing.T) string {
+func (in *instance) waitReady(t testing.TB) string {
 	t.Helper()
 	line, err := readLine(in.out, 10*time.Second)
 	if err != nil || !strings.HasPrefix(line, fmt.Sprintf("ready pid=%d ", in.pid)) {
@@ -129,7 +129,7 @@ func procFDs(t *testing.T, pid int) []string {
 }
 
 // freeAddr returns a loopback TCP address nobody listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

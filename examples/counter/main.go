@@ -21,7 +21,8 @@
 // had buffered past the last whole line. The new instance receives them
 // from Conns and goes on reading the buffered bytes first. A connection
 // that cannot be passed (the new instance does not take connections, or is
-// gone) is closed at that boundary, as a draining server would.
+// gone) is closed at that boundary, as a draining server would;
+// -pass-conns=false makes the new instance refuse them, for comparison.
 //
 // It prints "ready pid=PID inherited=BOOL addr=ADDR" on standard output when
 // it serves, and "drained pid=PID passed=N closed=M" before it exits;
@@ -72,6 +73,7 @@ type server struct {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:7070", "TCP `address` to serve on")
 	point := flag.String("handoff", "", "hand-off point: the Unix socket `path` instances meet at (required)")
+	passConns := flag.Bool("pass-conns", true, "take the old instance's connections; without it the old instance closes them and their clients reconnect")
 	drainTimeout := flag.Duration("drain-timeout", 30*time.Second, "how long a draining server waits for its connections to be passed")
 	flag.Parse()
 	log.SetFlags(0)
@@ -82,7 +84,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	upg, err := handoff.Open(handoff.Config{Path: *point, TakeConns: true})
+	upg, err := handoff.Open(handoff.Config{Path: *point, TakeConns: *passConns})
 	if err != nil {
 		log.Fatal(err)
 	}
