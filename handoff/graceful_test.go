@@ -55,7 +55,14 @@ func (s *syncBuffer) String() string {
 // when the test ends if still running.
 func startGraceful(t *testing.T, args []string, env ...string) *instance {
 	t.Helper()
-	cmd := exec.Command(gracefulBin, args...)
+	return startExample(t, gracefulBin, args, env...)
+}
+
+// startExample starts the example program bin with args and env; it is
+// killed when the test ends if still running.
+func startExample(t testing.TB, bin string, args []string, env ...string) *instance {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	in := &instance{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = in.stderr
@@ -84,7 +91,7 @@ func startGraceful(t *testing.T, args []string, env ...string) *instance {
 }
 
 // waitReady waits for the "ready" line and returns it.
-func (in *instance) waitReady(t *testing.T) string {
+func (in *instance) waitReady(t testing.TB) string {
 	t.Helper()
 	line, err := readLine(in.out, 10*time.Second)
 	if err != nil || !strings.HasPrefix(line, fmt.Sprintf("ready pid=%d ", in.pid)) {
@@ -122,7 +129,7 @@ func procFDs(t *testing.T, pid int) []string {
 }
 
 // freeAddr returns a loopback TCP address nobody listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -33,8 +33,9 @@ var children = map[string]func() error{
 	"openLock":       childOpenLock,
 }
 
-// gracefulBin is examples/graceful, built once by TestMain.
-var gracefulBin string
+// gracefulBin and counterBin are examples/graceful and examples/counter,
+// built once by TestMain.
+var gracefulBin, counterBin string
 
 func TestMain(m *testing.M) {
 	fdtest.RunChild(childEnv, children)
@@ -44,11 +45,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	gracefulBin = filepath.Join(dir, "graceful")
-	build := exec.Command(goTool(), "build", "-o", gracefulBin, "github.com/fdsend/fdsend/examples/graceful")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building examples/graceful: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	counterBin = filepath.Join(dir, "counter")
+	for bin, pkg := range map[string]string{gracefulBin: "examples/graceful", counterBin: "examples/counter"} {
+		build := exec.Command(goTool(), "build", "-o", bin, "github.com/fdsend/fdsend/"+pkg)
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
