@@ -26,6 +26,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +49,8 @@ func main() {
 	lockTimeout := flag.Duration("lock-timeout", 0, "how long to wait for another upgrade in progress (0: the package default)")
 	readyTimeout := flag.Duration("ready-timeout", 0, "how long an upgrade may take before it is abandoned (0: the package default)")
 	crash := flag.Bool("crash-before-ready", false, "take the sockets, then exit with status 3 before Ready (a broken new version)")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this certificate `file` (PEM; with -tls-key): TLS connections drain, they cannot move, but clients resume their sessions on the new instance (the hand-off carries the session-ticket keys)")
+	tlsKey := flag.String("tls-key", "", "the certificate's private key `file` (PEM)")
 	logRequests := flag.Bool("log-requests", false, "log every numbered request (?c=CLIENT&s=SEQ) on standard error")
 	passConns := flag.Bool("pass-conns", true, "take the old instance's idle keep-alive connections, and pass ours to the next instance that asks")
 	flag.Parse()
@@ -92,6 +95,24 @@ func main() {
 		IdleTimeout:       time.Minute,
 	}
 	drainer := handoff.NewHTTPDrainer(srv, *idleGrace)
+	if (*tlsCert == "") != (*tlsKey == "") {
+		log.Fatal("-tls-cert and -tls-key go together")
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			log.Fatal(err)
+		}
+		// The older instance's session-ticket keys (or fresh ones), so
+		// that its clients resume here; taken before Ready.
+		keys, err := upg.TicketKeys()
+		if err != nil {
+			log.Fatal(err)
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+		cfg.SetSessionTicketKeys(keys)
+		ln = tls.NewListener(ln, cfg)
+	}
 
 	if *crash {
 		log.Print("crashing before ready, as asked")
@@ -125,6 +146,9 @@ func main() {
 	defer cancel()
 	select {
 	case <-upg.Draining():
+		if *tlsCert != "" {
+			break // TLS connections cannot move: they drain
+		}
 		// Hand the idle keep-alive connections to the newer instance
 		// (it gets none unless it asked); the rest drain below.
 		n, err := drainer.PassIdle(ctx, upg, "http")
