@@ -60,8 +60,9 @@ configuration names, matched by address, and does not daemonise), or
 EINHORN_FD_COUNT, EINHORN_FD_0=3, EINHORN_FD_1=4, ..., EINHORN_FD_FAMILY_0,
 ... and EINHORN_FDS="3 4" as einhorn sets them for its workers. Variables
 of that form already in the environment are replaced. Neither nginx nor an
-einhorn worker sends READY=1: with them, leave out --stop and stop the
-process yourself once COMMAND answers.
+einhorn worker sends READY=1: with them, give --stop a --ready tcp: or
+http: probe of something only COMMAND answers, or leave out --stop and
+stop the process yourself once COMMAND answers.
 
 With --holder SOCKET, no COMMAND is run: the sockets are stored in the
 holder (fdsend hold) at SOCKET under the --fdname names, as fdsend store
