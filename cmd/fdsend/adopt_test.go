@@ -386,6 +386,8 @@ func TestAdoptRefusals(t *testing.T) {
 		{append([]string{pid, "--listen", "localhost:80"}, command...), 2, "host names are not resolved"},
 		{append([]string{pid, "--fd", "-1"}, command...), 2, `"-1" is not a descriptor number`},
 		{append([]string{pid, "--listen", tcp, "--stop", "SIGNOPE"}, command...), 2, `--stop: "SIGNOPE": no such signal`},
+		{append([]string{pid, "--listen", tcp, "--ready", "delay:1s"}, command...), 2, "--ready needs --stop"},
+		{append([]string{pid, "--listen", tcp, "--stop", "TERM", "--ready", "bogus"}, command...), 2, "--ready=bogus: want notify, tcp:HOST:PORT, http:URL or delay:DURATION"},
 		{append([]string{pid, "--listen", tcp, "--fdname", "a:b"}, command...), 2, "--fdname gives 2 names for 1 --listen or --fd option"},
 		{append([]string{pid, "--listen", tcp, "--listen", "127.0.0.1:1"}, command...), 1, "--listen 127.0.0.1:1: process " + pid + " has no socket listening there (it listens on " + tcp + ", " + path + ")"},
 		{append([]string{pid, "--listen", port, "--listen", tcp}, command...), 1, "--listen " + port + " and --listen " + tcp + " both take descriptor"},
