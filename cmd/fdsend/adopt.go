@@ -12,13 +12,14 @@ import (
 
 	"github.com/fdsend/fdsend/internal/addr"
 	"github.com/fdsend/fdsend/internal/fdname"
+	"github.com/fdsend/fdsend/internal/ready"
 	"github.com/fdsend/fdsend/procfd"
 	"github.com/spf13/pflag"
 )
 
 func init() {
 	register(&Command{
-		UsageLine: "adopt PID [--listen ADDR | --fd N]... [--fdname NAME[:NAME...]] [--stop SIG] {-- COMMAND [ARGS...] | --holder SOCKET}",
+		UsageLine: "adopt PID [--listen ADDR | --fd N]... [--fdname NAME[:NAME...]] [--stop SIG [--ready HOW]] {-- COMMAND [ARGS...] | --holder SOCKET}",
 		Short:     "take the listening sockets of a running process and run a program with them (Linux)",
 		Long: `Take listening sockets out of process PID, a server that was never written to
 hand them over, and run COMMAND with them by systemd's socket-activation
@@ -37,10 +38,17 @@ same socket.
 
 The sockets are duplicated with pidfd_getfd(2) (Linux 5.6 and later): the
 process keeps its own, and until it closes them both it and COMMAND accept
-from the same queues. With --stop, COMMAND is given a NOTIFY_SOCKET; once it
-sends READY=1 (sd_notify(3)) the process gets signal SIG (SIGTERM, TERM, 15;
-SIGQUIT is nginx's graceful stop), through a pidfd, so never another process
-that reused the PID. Connections the process has already accepted stay with
+from the same queues. With --stop, once COMMAND is ready the process gets
+signal SIG (SIGTERM, TERM, 15; SIGQUIT is nginx's graceful stop), through a
+pidfd, so never another process that reused the PID. --ready says how
+COMMAND is known to be ready, as fdsend activate --reload's --ready does:
+notify (the default: COMMAND is given a NOTIFY_SOCKET and sends READY=1,
+sd_notify(3)), tcp:HOST:PORT (a connection succeeds), http:URL (a GET is
+answered 2xx) or delay:DURATION (COMMAND has run that long); {pid} in the
+address or URL is COMMAND's process ID. The adopted sockets themselves are
+answered by both processes, so a tcp: or http: probe must reach something
+only COMMAND answers: a port of its own, or a URL with {pid} that only the
+process with that ID answers 2xx. Connections the process has already accepted stay with
 it. fdsend then stays COMMAND's parent: it passes on SIGTERM, SIGINT, SIGHUP,
 SIGQUIT, SIGUSR1 and SIGUSR2 and exits as COMMAND does. It holds no socket
 of its own once COMMAND has started.
@@ -52,8 +60,9 @@ configuration names, matched by address, and does not daemonise), or
 EINHORN_FD_COUNT, EINHORN_FD_0=3, EINHORN_FD_1=4, ..., EINHORN_FD_FAMILY_0,
 ... and EINHORN_FDS="3 4" as einhorn sets them for its workers. Variables
 of that form already in the environment are replaced. Neither nginx nor an
-einhorn worker sends READY=1: with them, leave out --stop and stop the
-process yourself once COMMAND answers.
+einhorn worker sends READY=1: with them, give --stop a --ready tcp: or
+http: probe of something only COMMAND answers, or leave out --stop and
+stop the process yourself once COMMAND answers.
 
 With --holder SOCKET, no COMMAND is run: the sockets are stored in the
 holder (fdsend hold) at SOCKET under the --fdname names, as fdsend store
@@ -129,6 +138,7 @@ type adoptConfig struct {
 	args        []adoptArg
 	names       []string // one per arg
 	stop        syscall.Signal
+	probe       ready.Probe // --ready, with --stop
 	readyWithin time.Duration
 	nonblocking bool
 	argv        []string
@@ -144,8 +154,9 @@ func adoptFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 	fs.Var(adoptArgs{&cfg.args, "--fd"}, "fd", "take the process's descriptor `N`, whatever it is; repeatable")
 	var fdnames []string
 	fs.Var(listValue{&fdnames, "NAME[:NAME...]"}, "fdname", `names of the sockets: one name for all, or one per --listen or --fd, in their order (default "unknown"); every socket an option takes gets its name`)
-	stop := fs.String("stop", "", "once COMMAND is ready (READY=1 on its NOTIFY_SOCKET), send signal `SIG` to the process")
-	fs.DurationVar(&cfg.readyWithin, "ready-timeout", time.Minute, "with --stop, how long to wait for READY=1 (`DURATION`); if it does not come, the process is not signalled and both go on serving")
+	stop := fs.String("stop", "", "once COMMAND is ready (see --ready), send signal `SIG` to the process")
+	readyHow := fs.String("ready", "notify", "with --stop, `HOW` COMMAND is known to be ready: notify (READY=1 on its NOTIFY_SOCKET), tcp:HOST:PORT, http:URL (a 2xx answer) or delay:DURATION; {pid} in an address is COMMAND's")
+	fs.DurationVar(&cfg.readyWithin, "ready-timeout", time.Minute, "with --stop, how long to wait for COMMAND to be ready (`DURATION`); if it is not, the process is not signalled and both go on serving")
 	fs.BoolVar(&cfg.nonblocking, "nonblocking", false, "hand the sockets over in non-blocking mode (systemd's NonBlocking=yes); the mode is shared with the process")
 	fs.StringVar(&cfg.as, "as", "systemd", "also hand the sockets over in the `FORM` nginx reads (nginx: NGINX=\"3;4;\") or einhorn workers read (einhorn: EINHORN_FD_COUNT, EINHORN_FD_0, ...), besides systemd's LISTEN_FDS")
 	fs.StringVar(&cfg.holder, "holder", "", "store the sockets in the holder (fdsend hold) at `SOCKET` under the --fdname names instead of running a COMMAND")
@@ -188,8 +199,15 @@ func adoptFlags(c *Command, fs *pflag.FlagSet) func([]string) (int, error) {
 			if cfg.stop, err = parseSignal(*stop); err != nil {
 				return 0, usagef("--stop: %s", plain(err))
 			}
-		} else if fs.Changed("ready-timeout") {
-			return 0, usagef("--ready-timeout needs --stop")
+			if cfg.probe, err = ready.Parse(*readyHow); err != nil {
+				return 0, usagef("%s", plain(err))
+			}
+		} else {
+			for _, f := range []string{"ready", "ready-timeout"} {
+				if fs.Changed(f) {
+					return 0, usagef("--%s needs --stop: it says when to send the signal", f)
+				}
+			}
 		}
 		if cfg.readyWithin <= 0 {
 			return 0, usagef("--ready-timeout must be positive")
@@ -209,7 +227,7 @@ func (cfg *adoptConfig) parseHolder(c *Command, fs *pflag.FlagSet, pos []string,
 	if err := checkSocket(cfg.holder); err != nil {
 		return 0, usagef("--holder: %s", plain(err))
 	}
-	for _, f := range []string{"ready-timeout", "nonblocking", "as"} {
+	for _, f := range []string{"ready", "ready-timeout", "nonblocking", "as"} {
 		if fs.Changed(f) {
 			return 0, usagef("--%s goes with a COMMAND, not with --holder", f)
 		}

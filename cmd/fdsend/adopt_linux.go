@@ -16,6 +16,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// adoptHook, if not nil, is called after the descriptors are listed
+// ("listed") and after each is taken ("took"). Only a binary built with the
+// fdsendtest tag sets it (adopt_hook.go): the tests use it to end the
+// process at those points.
+var adoptHook func(stage string, p *procfd.Process)
+
 // run takes the sockets, runs COMMAND with them and, with --stop, stops the
 // process once COMMAND is ready.
 func (cfg *adoptConfig) run(c *Command) (int, error) {
@@ -30,13 +36,6 @@ func (cfg *adoptConfig) run(c *Command) (int, error) {
 	} else if _, err := exec.LookPath(cfg.argv[0]); err != nil {
 		return commandStatus(err), errors.New(commandError(cfg.argv[0], err))
 	}
-	var probe ready.Probe
-	if cfg.stop != 0 && cl == nil {
-		var err error
-		if probe, err = ready.Parse("notify"); err != nil {
-			return 1, errors.New(plain(err))
-		}
-	}
 	p, err := procfd.Open(cfg.pid)
 	if err != nil {
 		return 1, err
@@ -50,6 +49,9 @@ func (cfg *adoptConfig) run(c *Command) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	if adoptHook != nil {
+		adoptHook("listed", p)
+	}
 	defer func() {
 		for _, t := range taken {
 			if t.file != nil {
@@ -60,7 +62,12 @@ func (cfg *adoptConfig) run(c *Command) (int, error) {
 	for i := range taken {
 		t := &taken[i]
 		if t.file, err = p.TakeFD(t.fd.Num); err != nil {
-			return 1, err
+			// Those taken before are closed on the way out: a process
+			// that exits midway leaves nothing behind in this one.
+			return 1, fmt.Errorf("%s: %w; nothing was handed over", cfg.args[t.arg], err)
+		}
+		if adoptHook != nil {
+			adoptHook("took", p)
 		}
 		// The number may have been closed and reused since the list was
 		// made: what is taken must be what was chosen.
@@ -77,9 +84,9 @@ func (cfg *adoptConfig) run(c *Command) (int, error) {
 		c.logf("took %s (descriptor %d of process %d) as fd %d, named %s", t.fd.What, t.fd.Num, cfg.pid, 3+i, cfg.names[t.arg])
 	}
 	var check ready.Check
-	if probe != nil {
-		if check, err = probe.Start(1); err != nil {
-			return 1, fmt.Errorf("cannot make a notify socket for COMMAND: %s", reason(err))
+	if cfg.probe != nil {
+		if check, err = cfg.probe.Start(1); err != nil {
+			return 1, fmt.Errorf("--ready=%s: cannot prepare the readiness check of COMMAND: %s", cfg.probe, reason(err))
 		}
 		defer check.Close()
 	}

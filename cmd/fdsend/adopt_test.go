@@ -57,7 +57,12 @@ func adoptNewChild() error {
 				go func() {
 					defer wg.Done()
 					defer c.Close()
-					bufio.NewReader(c).ReadString('\n')
+					r := bufio.NewReader(c)
+					line, _ := r.ReadString('\n')
+					if path, ok := strings.CutPrefix(line, "GET "); ok {
+						answerReady(c, r, path)
+						return
+					}
 					fmt.Fprintf(c, "new %d\n", os.Getpid())
 				}()
 			}
@@ -72,6 +77,23 @@ func adoptNewChild() error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// answerReady answers an HTTP GET of /ready?pid=PID (path is the rest of
+// the request line): 200 if PID is this process's, 404 if not, so that a
+// readiness probe with {pid} learns of this process alone.
+func answerReady(c net.Conn, r *bufio.Reader, path string) {
+	for { // the headers, up to the empty line
+		h, err := r.ReadString('\n')
+		if err != nil || strings.TrimSpace(h) == "" {
+			break
+		}
+	}
+	status := "404 Not Found"
+	if strings.HasPrefix(path, "/ready?pid="+strconv.Itoa(os.Getpid())+" ") {
+		status = "200 OK"
+	}
+	fmt.Fprintf(c, "HTTP/1.0 %s\r\nContent-Length: 0\r\n\r\n", status)
 }
 
 // clientLoop asks the servers at the TCP address and the Unix path in turn
@@ -222,6 +244,107 @@ func TestAdoptPython(t *testing.T) {
 	t.Logf("answers: %v", clients.answers)
 }
 
+// TestAdoptReady: with --ready=http:URL (whose {pid} only COMMAND answers
+// 2xx, for its own pid, on the very port it adopts) and with
+// --ready=delay:DURATION, the old server gets --stop's signal once COMMAND
+// is ready, and no request fails across the switch.
+func TestAdoptReady(t *testing.T) {
+	for _, tc := range []struct{ name, ready string }{
+		{"http", "http:http://TCP/ready?pid={pid}"},
+		{"delay", "delay:300ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fdtest.Check(t)
+			old, tcp, path := startOldPython(t, t.TempDir())
+			clients := startClients(tcp, path)
+			defer clients.end()
+			clients.waitMore(t, "tcp old", 5)
+			clients.waitMore(t, "unix old", 5)
+			a := start(t, []string{childRoleEnv + "=adopt-new"}, fdsendBin, "adopt", strconv.Itoa(old.cmd.Process.Pid),
+				"--listen", tcp, "--listen", path, "--fdname", "web:ctl", "--stop", "TERM",
+				"--ready", strings.Replace(tc.ready, "TCP", tcp, 1), "--", os.Args[0], "-test.run=^$")
+			a.waitLog(regexp.MustCompile(`is ready; sent SIGTERM to process ` + strconv.Itoa(old.cmd.Process.Pid)))
+			if st := old.wait(); st != 0 {
+				t.Errorf("the old server exited with status %d, want 0", st)
+			}
+			clients.waitMore(t, "tcp new", 10)
+			clients.waitMore(t, "unix new", 10)
+			clients.end()
+			a.signal(syscall.SIGTERM)
+			if st := a.wait(); st != 0 {
+				t.Errorf("fdsend adopt exited with status %d after SIGTERM, want COMMAND's 0", st)
+			}
+			clients.mu.Lock()
+			defer clients.mu.Unlock()
+			if len(clients.failures) != 0 {
+				t.Errorf("%d requests failed across the hand-over: %v", len(clients.failures), clients.failures)
+			}
+			t.Logf("answers: %v", clients.answers)
+		})
+	}
+}
+
+// TestAdoptExitsMidway: the process exits in the middle of an adopt, after
+// its descriptors are listed or after the first of two is taken (a binary
+// built with -tags fdsendtest kills it there): a clear error naming the
+// option, status 1, COMMAND not run, and nothing of the process kept (its
+// port can be bound again).
+func TestAdoptExitsMidway(t *testing.T) {
+	bin := hookedFdsend(t)
+	for _, stage := range []string{"listed", "took"} {
+		t.Run(stage, func(t *testing.T) {
+			fdtest.Check(t)
+			dir := t.TempDir()
+			old, tcp, path := startOldPython(t, dir)
+			pid := strconv.Itoa(old.cmd.Process.Pid)
+			marker := filepath.Join(dir, "ran")
+			cmd := exec.Command(bin, "adopt", pid, "--listen", tcp, "--listen", path, "--stop", "TERM",
+				"--", "/bin/sh", "-c", "touch "+marker)
+			cmd.Env = append(os.Environ(), "FDSEND_TEST_ADOPT_KILL="+stage)
+			out, _ := cmd.CombinedOutput()
+			failed := tcp // the first option's socket, or the second's
+			if stage == "took" {
+				failed = path
+			}
+			want := regexp.MustCompile(`^fdsend adopt: --listen ` + regexp.QuoteMeta(failed) + `: descriptor \d+ of process ` + pid + `: pidfd_getfd: no such process \(the process has exited\); nothing was handed over\n$`)
+			if st := exitStatus(cmd.ProcessState); st != 1 || !want.Match(out) {
+				t.Errorf("status %d, %q; want 1 and %s", st, out, want)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("COMMAND ran")
+			}
+			old.wait()
+			l, err := net.Listen("tcp", tcp)
+			if err != nil {
+				t.Fatalf("the old server's port is still held: %v", err)
+			}
+			l.Close()
+		})
+	}
+}
+
+// hookedFdsend builds fdsend with -tags fdsendtest (adopt_hook.go) once.
+func hookedFdsend(t *testing.T) string {
+	t.Helper()
+	hookedOnce.Do(func() {
+		hookedBin = filepath.Join(filepath.Dir(fdsendBin), "fdsend-hooked")
+		build := exec.Command(filepath.Join(runtimeGOROOT(), "bin", "go"), "build", "-tags", "fdsendtest", "-o", hookedBin, ".")
+		if out, err := build.CombinedOutput(); err != nil {
+			hookedErr = fmt.Errorf("building fdsend -tags fdsendtest: %v\n%s", err, out)
+		}
+	})
+	if hookedErr != nil {
+		t.Fatal(hookedErr)
+	}
+	return hookedBin
+}
+
+var (
+	hookedOnce sync.Once
+	hookedBin  string
+	hookedErr  error
+)
+
 // runFdsend runs the binary under test to its end and returns its status
 // and standard error.
 func runFdsend(t *testing.T, env []string, args ...string) (int, string) {
@@ -263,6 +386,8 @@ func TestAdoptRefusals(t *testing.T) {
 		{append([]string{pid, "--listen", "localhost:80"}, command...), 2, "host names are not resolved"},
 		{append([]string{pid, "--fd", "-1"}, command...), 2, `"-1" is not a descriptor number`},
 		{append([]string{pid, "--listen", tcp, "--stop", "SIGNOPE"}, command...), 2, `--stop: "SIGNOPE": no such signal`},
+		{append([]string{pid, "--listen", tcp, "--ready", "delay:1s"}, command...), 2, "--ready needs --stop"},
+		{append([]string{pid, "--listen", tcp, "--stop", "TERM", "--ready", "bogus"}, command...), 2, "--ready=bogus: want notify, tcp:HOST:PORT, http:URL or delay:DURATION"},
 		{append([]string{pid, "--listen", tcp, "--fdname", "a:b"}, command...), 2, "--fdname gives 2 names for 1 --listen or --fd option"},
 		{append([]string{pid, "--listen", tcp, "--listen", "127.0.0.1:1"}, command...), 1, "--listen 127.0.0.1:1: process " + pid + " has no socket listening there (it listens on " + tcp + ", " + path + ")"},
 		{append([]string{pid, "--listen", port, "--listen", tcp}, command...), 1, "--listen " + port + " and --listen " + tcp + " both take descriptor"},
