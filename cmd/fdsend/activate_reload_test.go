@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -68,10 +69,11 @@ class S(ThreadingHTTPServer):
     block_on_close = True
 srv = S(("", 0), H, bind_and_activate=False)
 srv.socket = socket.socket(fileno=3)
-def term(*_):
-    stopping.set()
-    threading.Thread(target=srv.shutdown).start()
-signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "stubborn" else term)
+# SIGTERM is blocked before any thread starts, so every thread inherits the
+# mask, and the main thread takes it with sigwait: a Python handler would
+# run only when the main thread next runs Python code, and the kernel may
+# deliver the signal to another thread.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 def become_ready():
     time.sleep(float(os.environ.get("APP_READY_AFTER", "1")))
     if mode == "probe":
@@ -85,8 +87,16 @@ def become_ready():
         n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         n.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
 keep = []
-threading.Thread(target=become_ready).start()
-srv.serve_forever(poll_interval=0.1)
+threading.Thread(target=become_ready, daemon=True).start()
+serving = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1})
+serving.start()
+while True:
+    signal.sigwait({signal.SIGTERM})
+    if mode != "stubborn":
+        break
+stopping.set()
+srv.shutdown()
+serving.join()
 srv.server_close()
 `
 
@@ -121,12 +131,47 @@ type load struct {
 	mu       sync.Mutex
 	gens     map[string]int // generation -> answers
 	errs     []string
+	conns    []net.Conn // every connection dialed
+	halted   bool
 }
 
-func startLoad(url string) *load {
+// halt stops the clients and closes every connection they dialed.
+func (ld *load) halt() {
+	ld.mu.Lock()
+	if ld.halted {
+		ld.mu.Unlock()
+		return
+	}
+	ld.halted = true
+	ld.mu.Unlock()
+	close(ld.stop)
+	ld.wg.Wait()
+	ld.mu.Lock()
+	for _, c := range ld.conns {
+		c.Close()
+	}
+	ld.mu.Unlock()
+}
+
+func startLoad(t *testing.T, url string) *load {
 	ld := &load{stop: make(chan struct{}), gens: map[string]int{}}
+	// Stopped however the test ends (a failed test must not leave clients
+	// running into the next one), and every connection the clients dialed
+	// is closed then: net/http's Transport may put one back in its idle
+	// pool after the last CloseIdleConnections.
+	t.Cleanup(ld.halt)
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err == nil {
+			ld.mu.Lock()
+			ld.conns = append(ld.conns, c)
+			ld.mu.Unlock()
+		}
+		return c, err
+	}
 	for i := range 4 {
-		tr := &http.Transport{DisableKeepAlives: i%2 == 0}
+		tr := &http.Transport{DisableKeepAlives: i%2 == 0, DialContext: dial}
 		c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
 		ld.wg.Add(1)
 		go func() {
@@ -174,8 +219,7 @@ func startLoad(url string) *load {
 // end stops the load and fails the test if any request failed.
 func (ld *load) end(t *testing.T) {
 	t.Helper()
-	close(ld.stop)
-	ld.wg.Wait()
+	ld.halt()
 	t.Logf("%d requests answered, %d failed; answers per generation: %v", ld.ok.Load(), ld.fail.Load(), ld.gens)
 	if n := ld.fail.Load(); n > 0 || ld.ok.Load() == 0 {
 		t.Errorf("%d requests failed (%d answered): %q", n, ld.ok.Load(), ld.errs)
@@ -231,7 +275,7 @@ func TestActivateReloadOverlap(t *testing.T) {
 	url := "http://" + l.addr() + "/"
 	l.waitLog(readyRE(1))
 	fds := openFDs(t, l.cmd.Process.Pid)
-	ld := startLoad(url)
+	ld := startLoad(t, url)
 	const reloads = 20
 	for gen := 2; gen <= reloads+1; gen++ {
 		l.signal(syscall.SIGHUP)
@@ -276,7 +320,7 @@ func TestActivateReloadFailedGenerations(t *testing.T) {
 	l := activate(t, nil, append([]string{"--reload", "--ready-timeout=2s", "--stop-timeout=2s", "-l", "127.0.0.1:0"}, args...)...)
 	url := "http://" + l.addr() + "/"
 	l.waitLog(readyRE(1))
-	ld := startLoad(url)
+	ld := startLoad(t, url)
 
 	setMode(t, mode, "exit")
 	l.signal(syscall.SIGHUP)
@@ -323,7 +367,7 @@ func TestActivateReloadProbes(t *testing.T) {
 			}
 			l := activate(t, nil, append([]string{"--reload", probe, "--ready-timeout=20s", "-l", addr, "-E", "APP_TCP_PORT=" + strconv.Itoa(port)}, args...)...)
 			l.waitLog(readyRE(1))
-			ld := startLoad("http://" + addr + "/")
+			ld := startLoad(t, "http://"+addr+"/")
 			l.signal(syscall.SIGHUP)
 			l.waitLog(readyRE(2))
 			l.waitLog(replacedRE(1))
@@ -673,7 +717,7 @@ func TestActivateReloadAsUser(t *testing.T) {
 	l := activate(t, nil, "--reload", "--user=nobody", "-l", "127.0.0.1:0", "-E", "APP_READY_AFTER=0.2", "-E", "APP_MODE_FILE="+mode, "--", python3(t), app)
 	url := "http://" + l.addr() + "/"
 	l.waitLog(readyRE(1))
-	ld := startLoad(url)
+	ld := startLoad(t, url)
 	l.signal(syscall.SIGHUP)
 	pid2 := l.waitLog(readyRE(2))[1]
 	l.waitLog(replacedRE(1))
@@ -737,8 +781,9 @@ func reloadActivationChild() error {
 // lineLoad connects to addr without pause from a few goroutines, a new
 // connection each time, reads the one line each answer is, and counts
 // failures and the generations that answered.
-func lineLoad(addr string) *load {
+func lineLoad(t *testing.T, addr string) *load {
 	ld := &load{stop: make(chan struct{}), gens: map[string]int{}}
+	t.Cleanup(ld.halt) // stopped however the test ends
 	for range 3 {
 		ld.wg.Add(1)
 		go func() {
@@ -798,7 +843,7 @@ func TestActivateReloadGoChildren(t *testing.T) {
 			l := activate(t, nil, append([]string{"--reload", "-l", "127.0.0.1:0", "--fdname=web"}, argv...)...)
 			addr := l.addr()
 			l.waitLog(readyRE(1))
-			ld := lineLoad(addr)
+			ld := lineLoad(t, addr)
 			for gen := 2; gen <= 4; gen++ {
 				l.signal(syscall.SIGHUP)
 				l.waitLog(readyRE(gen))
