@@ -48,10 +48,10 @@ answered 2xx) or delay:DURATION (COMMAND has run that long); {pid} in the
 address or URL is COMMAND's process ID. The adopted sockets themselves are
 answered by both processes, so a tcp: or http: probe must reach something
 only COMMAND answers: a port of its own, or a URL with {pid} that only the
-process with that ID answers 2xx. Connections the process has already accepted stay with
-it. fdsend then stays COMMAND's parent: it passes on SIGTERM, SIGINT, SIGHUP,
-SIGQUIT, SIGUSR1 and SIGUSR2 and exits as COMMAND does. It holds no socket
-of its own once COMMAND has started.
+process with that ID answers 2xx. Connections the process has already
+accepted stay with it. fdsend then stays COMMAND's parent: it passes on
+SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 and exits as COMMAND
+does. It holds no socket of its own once COMMAND has started.
 
 --as nginx or --as einhorn also hands the sockets over in that server's own
 form, for a COMMAND that does not read LISTEN_FDS: NGINX="3;4;" (a fresh
@@ -77,10 +77,10 @@ trusts it (--holder-uid).
 Taking another process's descriptors needs ptrace rights over it: the same
 user as the process (and, where Yama's ptrace_scope is 1, being its
 ancestor) or CAP_SYS_PTRACE, which root has.`,
-		Footer: `Exit status (with --holder: 0 stored, 1 refused or failed, 2 usage error):
-COMMAND's (128+N if a signal N ended it); 1 if a socket cannot be
-taken or COMMAND cannot be started; 126 if COMMAND is not executable, 127
-if it is not found; 2 for a usage error.`,
+		Footer: `Exit status: COMMAND's (128+N if a signal N ended it); 1 if a socket
+cannot be taken or COMMAND cannot be started; 126 if COMMAND is not
+executable, 127 if it is not found; 2 for a usage error. With --holder: 0
+once stored, 1 if refused or failed, 2 for a usage error.`,
 		Flags: adoptFlags,
 	})
 }
