@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/fdsend/fdsend/internal/fdtest"
 )
@@ -132,55 +131,16 @@ func TestAdoptAsNginx(t *testing.T) {
 	addr := freePort(t)
 	oldDir, newDir := filepath.Join(dir, "old"), filepath.Join(dir, "new")
 	ng := start(t, nil, nginx, "-p", oldDir, "-e", "stderr", "-c", nginxConf(t, oldDir, addr, "old"))
-	waitAnswer := func(who string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if got, err := askHTTP(addr); err == nil && got == who {
-				return
-			} else if time.Now().After(deadline) {
-				t.Fatalf("no answer from %s on %s: %q, %v; log:\n%s", who, addr, got, err, ng.logText())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitAnswer("old")
+	waitHTTP(t, addr, "old", ng)
 
-	answers := map[string]int{}
-	var failures []string
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			who, err := askHTTP(addr)
-			if err != nil {
-				failures = append(failures, err.Error())
-			} else {
-				answers[who]++
-			}
-		}
-	}()
-	ended := false
-	end := func() {
-		if !ended {
-			ended = true
-			close(stop)
-			<-done
-		}
-	}
-	defer end()
-
+	clients := startHTTPClients(addr)
+	defer clients.end()
 	a := start(t, nil, fdsendBin, "adopt", strconv.Itoa(ng.cmd.Process.Pid), "--listen", addr, "--as", "nginx",
 		"--", nginx, "-p", newDir, "-e", "stderr", "-c", nginxConf(t, newDir, addr, "new"))
 	a.waitLog(regexp.MustCompile(`using inherited sockets from "3;"`))
 	// Both accept from the same queue until the old one stops: once the
 	// new one has answered, stop the old one.
-	waitAnswer("new")
+	waitHTTP(t, addr, "new", ng)
 	ng.signal(syscall.SIGQUIT)
 	if st := ng.wait(); st != 0 {
 		t.Errorf("the old nginx exited with status %d after SIGQUIT, want 0", st)
@@ -190,7 +150,7 @@ func TestAdoptAsNginx(t *testing.T) {
 			t.Fatalf("after the old nginx's exit: %q, %v", who, err)
 		}
 	}
-	end()
+	clients.end()
 	if s := sockets(t, a.cmd.Process.Pid); len(s) != 0 {
 		t.Errorf("fdsend adopt still holds sockets: %v", s)
 	}
@@ -198,8 +158,10 @@ func TestAdoptAsNginx(t *testing.T) {
 	if st := a.wait(); st != 0 {
 		t.Errorf("fdsend adopt exited with status %d after SIGQUIT, want nginx's 0; log:\n%s", st, a.logText())
 	}
-	if len(failures) != 0 {
-		t.Errorf("%d requests failed across the switch: %v", len(failures), failures)
+	clients.mu.Lock()
+	defer clients.mu.Unlock()
+	if len(clients.failures) != 0 {
+		t.Errorf("%d requests failed across the switch: %v", len(clients.failures), clients.failures)
 	}
-	t.Logf("answers: %v", answers)
+	t.Logf("answers: %v", clients.answers)
 }

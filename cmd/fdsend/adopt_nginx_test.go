@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -85,75 +84,12 @@ func TestAdoptNginx(t *testing.T) {
 	fdtest.NeedRoot(t, "nginx's master runs as root to start its worker as nobody")
 	fdtest.Check(t)
 	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	addr := freePort(t)
-	conf := filepath.Join(dir, "nginx.conf")
-	err := os.WriteFile(conf, []byte(`daemon off;
-master_process on;
-worker_processes 1;
-user nobody nogroup;
-pid `+filepath.Join(dir, "nginx.pid")+`;
-error_log stderr notice;
-events { worker_connections 256; }
-http {
-	access_log off;
-	client_body_temp_path `+dir+`/body;
-	proxy_temp_path `+dir+`/proxy;
-	fastcgi_temp_path `+dir+`/fastcgi;
-	uwsgi_temp_path `+dir+`/uwsgi;
-	scgi_temp_path `+dir+`/scgi;
-	server {
-		listen `+addr+`;
-		location / { return 200 "old\n"; }
-	}
-}
-`), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ng := start(t, nil, nginx, "-p", dir, "-e", "stderr", "-c", conf)
-	// Ready once it answers.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if who, err := askHTTP(addr); err == nil && who == "old" {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("nginx does not answer on %s: %q, %v; log:\n%s", addr, who, err, ng.logText())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ng := start(t, nil, nginx, "-p", dir, "-e", "stderr", "-c", nginxConf(t, dir, addr, "old"))
+	waitHTTP(t, addr, "old", ng)
 
-	var answers = map[string]int{}
-	var failures []string
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			who, err := askHTTP(addr)
-			if err != nil {
-				failures = append(failures, err.Error())
-			} else {
-				answers[who]++
-			}
-		}
-	}()
-	ended := false
-	end := func() {
-		if !ended {
-			ended = true
-			close(stop)
-			<-done
-		}
-	}
-	defer end()
-
+	clients := startHTTPClients(addr)
+	defer clients.end()
 	a := start(t, []string{childRoleEnv + "=adopt-http"}, fdsendBin, "adopt", strconv.Itoa(ng.cmd.Process.Pid),
 		"--listen", addr, "--fdname", "web", "--stop", "SIGQUIT", "--", os.Args[0], "-test.run=^$")
 	a.waitLog(regexp.MustCompile(`is ready; sent SIGQUIT to process ` + strconv.Itoa(ng.cmd.Process.Pid)))
@@ -166,7 +102,7 @@ http {
 			t.Fatalf("after nginx's exit: %q, %v", who, err)
 		}
 	}
-	end()
+	clients.end()
 	if s := sockets(t, a.cmd.Process.Pid); len(s) != 0 {
 		t.Errorf("fdsend adopt still holds sockets: %v", s)
 	}
@@ -174,11 +110,33 @@ http {
 	if st := a.wait(); st != 0 {
 		t.Errorf("fdsend adopt exited with status %d, want 0", st)
 	}
-	if len(failures) != 0 {
-		t.Errorf("%d requests failed across the switch: %v", len(failures), failures)
+	clients.mu.Lock()
+	defer clients.mu.Unlock()
+	if len(clients.failures) != 0 {
+		t.Errorf("%d requests failed across the switch: %v", len(clients.failures), clients.failures)
 	}
-	if answers["old"] == 0 || answers["new"] == 0 {
-		t.Errorf("answers %v: want some from nginx before and the Go server after", answers)
+	if clients.answers["http old"] == 0 || clients.answers["http new"] == 0 {
+		t.Errorf("answers %v: want some from nginx before and the Go server after", clients.answers)
 	}
-	t.Logf("answers: %v", answers)
+	t.Logf("answers: %v", clients.answers)
+}
+
+// startHTTPClients asks the HTTP server at addr without pause (askHTTP).
+func startHTTPClients(addr string) *clientLoop {
+	return startLoop(loopTarget{"http", func() (string, error) { return askHTTP(addr) }})
+}
+
+// waitHTTP waits, up to 20 s, until the HTTP server at addr answers who;
+// srv's log goes with the failure.
+func waitHTTP(t *testing.T, addr, who string, srv *launcher) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if got, err := askHTTP(addr); err == nil && got == who {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no answer from %s on %s: %q, %v; log:\n%s", who, addr, got, err, srv.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

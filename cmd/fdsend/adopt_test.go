@@ -96,34 +96,49 @@ func answerReady(c net.Conn, r *bufio.Reader, path string) {
 	fmt.Fprintf(c, "HTTP/1.0 %s\r\nContent-Length: 0\r\n\r\n", status)
 }
 
-// clientLoop asks the servers at the TCP address and the Unix path in turn
-// until stopped, and counts who answers.
+// clientLoop asks its targets in turn until stopped, and counts who
+// answers, under the target's name: "tcp old", "unix new", "http old", ...
 type clientLoop struct {
 	mu       sync.Mutex
-	answers  map[string]int // "tcp old", "unix new", ...
+	answers  map[string]int
 	failures []string
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
 }
 
+// loopTarget is one server a clientLoop asks: ask makes one request and
+// returns who answered.
+type loopTarget struct {
+	name string
+	ask  func() (string, error)
+}
+
+// startClients asks the Python servers at the TCP address and the Unix
+// path.
 func startClients(tcp, path string) *clientLoop {
+	return startLoop(
+		loopTarget{"tcp", func() (string, error) { return ask("tcp", tcp) }},
+		loopTarget{"unix", func() (string, error) { return ask("unix", path) }})
+}
+
+func startLoop(targets ...loopTarget) *clientLoop {
 	c := &clientLoop{answers: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		for {
-			for _, nw := range []struct{ network, addr string }{{"tcp", tcp}, {"unix", path}} {
+			for _, tg := range targets {
 				select {
 				case <-c.stop:
 					return
 				default:
 				}
-				who, err := ask(nw.network, nw.addr)
+				who, err := tg.ask()
 				c.mu.Lock()
 				if err != nil {
-					c.failures = append(c.failures, fmt.Sprintf("%s: %v", nw.network, err))
+					c.failures = append(c.failures, fmt.Sprintf("%s: %v", tg.name, err))
 				} else {
-					c.answers[nw.network+" "+who]++
+					c.answers[tg.name+" "+who]++
 				}
 				c.mu.Unlock()
 			}
