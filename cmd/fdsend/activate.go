@@ -242,10 +242,8 @@ func envAssignment(s string) (string, error) {
 	if !validEnvName(name) {
 		return "", usagef("--setenv %q: %q is not a valid variable name (letters, digits and '_', not starting with a digit)", s, name)
 	}
-	for _, v := range fdname.ListenVars {
-		if name == v {
-			return "", usagef("--setenv %q: %s is set by fdsend activate", s, name)
-		}
+	if fdname.IsListenVar(name) {
+		return "", usagef("--setenv %q: %s is set by fdsend activate", s, name)
 	}
 	if strings.IndexByte(value, 0) >= 0 {
 		return "", usagef("--setenv %q: the value contains a NUL byte", s)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/envvar"
 	"github.com/fdsend/fdsend/internal/fdname"
 	"golang.org/x/sys/unix"
 )
@@ -170,17 +171,8 @@ func dropCapabilities(inherited []activation.File, listeners []*addr.Listener) e
 			last = n
 		}
 	}
-	env := []string{handoverEnv + "=" + string(spec)}
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		listen := false
-		for _, v := range fdname.ListenVars {
-			listen = listen || name == v
-		}
-		if !listen && name != handoverEnv {
-			env = append(env, kv)
-		}
-	}
+	env := envvar.Without(os.Environ(), func(name string) bool { return fdname.IsListenVar(name) || name == handoverEnv })
+	env = append(env, handoverEnv+"="+string(spec))
 	done := make(chan error)
 	go func() {
 		// The bounding set is the thread's: this thread drops it and

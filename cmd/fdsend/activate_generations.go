@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fdsend/fdsend/activation/spawn"
+	"github.com/fdsend/fdsend/internal/envvar"
 	"github.com/fdsend/fdsend/internal/fdstore"
 	"github.com/fdsend/fdsend/internal/launch"
 	"github.com/fdsend/fdsend/internal/ready"
@@ -72,7 +73,7 @@ func (cfg *activateConfig) runGenerations(sockets []spawn.NamedFile, env []strin
 	} else if store == nil {
 		// A child's READY=1 must not reach an outer manager directly:
 		// the launcher speaks for the generations.
-		env = withoutEnv(env, "NOTIFY_SOCKET")
+		env = envvar.Without(env, func(name string) bool { return name == "NOTIFY_SOCKET" })
 	}
 	gens := &launch.Generations{
 		Probe:          probe,
@@ -99,7 +100,7 @@ func (cfg *activateConfig) runGenerations(sockets []spawn.NamedFile, env []strin
 			if err != nil {
 				return nil, nil, err
 			}
-			cmd.Env = setEnv(append([]string(nil), env...), generationEnv+"="+strconv.Itoa(gen))
+			cmd.Env = envvar.Set(env, generationEnv+"="+strconv.Itoa(gen))
 			cmd.Env = applySetenv(cmd.Env, cfg.setenv) // -E still wins
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 			return cmd, closeExtraFiles(cmd), nil
@@ -259,15 +260,4 @@ func forwardToStore(store *fdstore.Server) func(ready.Message) {
 			logf("generation %d: passing its message on to the descriptor store: %s", m.Gen, plain(err))
 		}
 	}
-}
-
-// withoutEnv removes NAME from env.
-func withoutEnv(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if n, _, _ := strings.Cut(kv, "="); n != name {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/fdsend/fdsend/activation"
 	"github.com/fdsend/fdsend/activation/spawn"
 	"github.com/fdsend/fdsend/internal/addr"
+	"github.com/fdsend/fdsend/internal/envvar"
 	"github.com/fdsend/fdsend/internal/fdname"
 	"github.com/fdsend/fdsend/internal/fdstore"
 	"github.com/fdsend/fdsend/internal/launch"
@@ -164,7 +165,7 @@ func (cfg *activateConfig) run() int {
 				return 1
 			}
 		}
-		env = setEnv(env, "NOTIFY_SOCKET="+store.Addr())
+		env = envvar.Set(env, "NOTIFY_SOCKET="+store.Addr())
 		env = applySetenv(env, cfg.setenv) // -E still wins
 		logf("descriptor store for %s at NOTIFY_SOCKET=%s", plural(cfg.fdstore, "descriptor"), store.Addr())
 	}
@@ -425,38 +426,15 @@ func (cfg *activateConfig) runAccept(sockets []spawn.NamedFile, env []string, si
 // childEnv returns the child's environment: the launcher's without the
 // LISTEN_* variables (each child gets its own), then the -E assignments.
 func childEnv(environ, setenv []string) []string {
-	env := make([]string, 0, len(environ)+len(setenv))
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		listen := false
-		for _, v := range fdname.ListenVars {
-			listen = listen || name == v
-		}
-		if !listen {
-			env = append(env, kv)
-		}
-	}
-	return applySetenv(env, setenv)
+	return applySetenv(envvar.Without(environ, fdname.IsListenVar), setenv)
 }
 
 // applySetenv sets each NAME=VALUE of setenv in env, in order.
 func applySetenv(env, setenv []string) []string {
 	for _, kv := range setenv {
-		env = setEnv(env, kv)
+		env = envvar.Set(env, kv)
 	}
 	return env
-}
-
-// setEnv replaces or adds one NAME=VALUE.
-func setEnv(env []string, kv string) []string {
-	name, _, _ := strings.Cut(kv, "=")
-	out := env[:0]
-	for _, e := range env {
-		if n, _, _ := strings.Cut(e, "="); n != name {
-			out = append(out, e)
-		}
-	}
-	return append(out, kv)
 }
 
 // describe names an inherited descriptor for the log: its local address if

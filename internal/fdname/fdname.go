@@ -30,6 +30,16 @@ const (
 // replacing in a child's environment.
 var ListenVars = [...]string{EnvPID, EnvPIDFDID, EnvFDs, EnvFDNames}
 
+// IsListenVar reports whether name is one of ListenVars.
+func IsListenVar(name string) bool {
+	for _, v := range ListenVars {
+		if name == v {
+			return true
+		}
+	}
+	return false
+}
+
 // Check reports whether name may be sent: 1 to MaxLen printable ASCII
 // characters (space through '~'), none of them ':', the separator of
 // LISTEN_FDNAMES. The error says what is wrong, without a package prefix,

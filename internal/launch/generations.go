@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fdsend/fdsend/internal/envvar"
 	"github.com/fdsend/fdsend/internal/ready"
 )
 
@@ -327,7 +328,7 @@ func (r *run) build(n int) (ready.Check, *exec.Cmd, error) {
 				env = os.Environ()
 			}
 			for _, kv := range check.Env() {
-				env = setEnv(env, kv)
+				env = envvar.Set(env, kv)
 			}
 			cmd.Env = env
 		}
@@ -346,18 +347,6 @@ func (r *run) build(n int) (ready.Check, *exec.Cmd, error) {
 		return nil, nil, err
 	}
 	return check, cmd, nil
-}
-
-// setEnv replaces or adds one NAME=VALUE in a copy of env.
-func setEnv(env []string, kv string) []string {
-	name, _, _ := strings.Cut(kv, "=")
-	out := make([]string, 0, len(env)+1)
-	for _, e := range env {
-		if n, _, _ := strings.Cut(e, "="); n != name {
-			out = append(out, e)
-		}
-	}
-	return append(out, kv)
 }
 
 func (r *run) name(cmd *exec.Cmd) string {
