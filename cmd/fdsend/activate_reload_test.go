@@ -226,6 +226,15 @@ func (ld *load) end(t *testing.T) {
 	}
 }
 
+// awaitServed waits, up to d, until generation gen has answered a request.
+// It does not fail the test: callers check who served afterwards.
+func (ld *load) awaitServed(gen int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for ld.served(gen) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // served reports how many answers generation gen gave.
 func (ld *load) served(gen int) int {
 	ld.mu.Lock()
@@ -283,10 +292,7 @@ func TestActivateReloadOverlap(t *testing.T) {
 		l.waitLog(replacedRE(gen - 1))
 	}
 	// The last generation serves a moment under load too.
-	deadline := time.Now().Add(10 * time.Second)
-	for ld.served(reloads+1) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ld.awaitServed(reloads+1, 10*time.Second)
 	ld.end(t)
 	for gen := 1; gen <= reloads+1; gen++ {
 		if ld.served(gen) == 0 {
@@ -334,10 +340,7 @@ func TestActivateReloadFailedGenerations(t *testing.T) {
 	l.signal(syscall.SIGHUP)
 	l.waitLog(readyRE(4))
 	l.waitLog(replacedRE(1))
-	deadline := time.Now().Add(10 * time.Second)
-	for ld.served(4) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ld.awaitServed(4, 10*time.Second)
 	ld.end(t)
 	// Generation 3 accepted on the shared socket while not ready (what it
 	// does before it says so is its own business) and finished those
@@ -849,10 +852,7 @@ func TestActivateReloadGoChildren(t *testing.T) {
 				l.waitLog(readyRE(gen))
 				l.waitLog(replacedRE(gen - 1))
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for ld.served(4) == 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			ld.awaitServed(4, 10*time.Second)
 			ld.end(t)
 			for gen := 1; gen <= 4; gen++ {
 				if ld.served(gen) == 0 {
